@@ -1,0 +1,97 @@
+"""The ``ixmcts`` command line. Library commands only (no MLflow); the MLproject entry
+points in ``entrypoints/`` reuse these options and add tracking."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+
+import click
+
+from .errors import IxmctsError
+from .search.run import SearchParams
+
+SEARCH_HELP = {
+    "scenario": "esc (emotional support) or p4g (persuasion for good)",
+    "policy_model": "policy LLM: smollm2-135m-instruct (embedded default), tiny, a local folder or a hub id",
+    "simulator_model": "user simulator LLM (empty: the policy model, prompted as the user)",
+    "conditions": "user conditions: sample | p4g: synth, corpus | a PsyQA .json or conditions .jsonl path",
+    "num_conditions": "number of user conditions (trees) to search",
+    "data_dir": "P4G corpus folder (full_dialog.csv, full_info.csv) for conditions=synth|corpus",
+    "language": "ESC prompt language: en, or zh (the paper's)",
+    "K": "K: live model nodes kept per depth per tree (paper 81)",
+    "e": "e: policy samples per expansion (paper 3)",
+    "T": "T: maximum depth in policy turns; 0 = the scenario's (ESC 25, P4G 15)",
+    "c": "c: UCB exploration constant (paper √2)",
+    "gamma": "γ: discount of P4G's accumulated sentiment pruning score",
+    "budget": "trajectories (iterations) per tree; 0 = K",
+    "parallel": "trajectories in flight per tree (virtual loss)",
+    "seed": "random seed (same seed + inputs → same trees on CPU)",
+    "max_new_tokens": "max new tokens per generated turn (paper 512)",
+    "pair_margin": "minimum |Q/N| difference for a preference pair",
+    "shard": "this run's shard index over the user conditions",
+    "num_shards": "number of shards the conditions are split into",
+    "threads": "torch CPU threads (0 = torch's default)",
+    "batch_size": "prompts per generate() batch",
+    "checkpoint_dir": "checkpoint folder (empty: a cache folder keyed by the settings)",
+}
+
+
+def dataclass_options(cls, help: dict[str, str]):
+    """Click options for every field of a parameter dataclass (one definition, two front ends)."""
+
+    def decorate(fn):
+        for f in reversed(dataclasses.fields(cls)):
+            default = f.default
+            fn = click.option(f"--{f.name.replace('_', '-')}" if not f.name[0].isupper() and len(f.name) > 1 else f"--{f.name}",
+                              f.name, type=type(default), default=default, show_default=True, help=help.get(f.name, ""))(fn)
+        return fn
+
+    return decorate
+
+
+def reports_errors(fn):
+    """Turn an ``IxmctsError`` into one line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except IxmctsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group()
+def main():
+    """i×MCTS: search simulated conversations, extract preference pairs, align the policy."""
+
+
+@main.command()
+@dataclass_options(SearchParams, SEARCH_HELP)
+@click.option("--output-dir", default="search-output", show_default=True, help="where D_p and the trees are written")
+@reports_errors
+def search(output_dir, **params):
+    """Run i×MCTS and write D_p (dp.jsonl) and the trees (trees.jsonl.gz)."""
+    from .search.run import run_search
+
+    outcome = run_search(SearchParams(**params), output_dir)
+    click.echo(json.dumps({"output_dir": str(outcome.output_dir), **outcome.metrics}, indent=2))
+
+
+@main.command("prepare-model")
+@click.argument("name", default="smollm2-135m-instruct")
+@reports_errors
+def prepare_model(name):
+    """Resolve a registry model (converting the embedded default once); print its folder."""
+    from .llm.registry import resolve_model
+
+    click.echo(resolve_model(name))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Emotional-support corpora in their real formats.
+
+PsyDTCorpus: a JSON list of ``{"id", "normalizedTag", "messages": [{"role", "content"}]}``
+(``user`` = help-seeker, ``assistant`` = supporter). PsyQA: a JSON list of
+``{"questionID", "question", "description", "keywords", "answers"}``; its ``description``
+is the help-seeker's user condition for the search.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import IxmctsError
+from ..io import read_json
+from .schema import MODEL, USER, Condition, Dialogue, Turn
+
+ROLE = {"user": USER, "assistant": MODEL}
+
+
+def _records(path: Path, required: tuple[str, ...], what: str) -> list[dict]:
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise IxmctsError(f"{path}: expected a JSON list of {what} records, got {type(data).__name__}")
+    for i, rec in enumerate(data):
+        missing = [k for k in required if not isinstance(rec, dict) or k not in rec]
+        if missing:
+            raise IxmctsError(f"{path}: record {i}: missing field(s) {', '.join(missing)}")
+    return data
+
+
+def load_psydt(path: str | Path) -> list[Dialogue]:
+    """PsyDTCorpus dialogues; the condition is the help-seeker's opening (PsyDT has no
+    separate description) and the states are empty until ``annotate`` fills them."""
+    path = Path(path)
+    out = []
+    for i, rec in enumerate(_records(path, ("id", "messages"), "PsyDTCorpus")):
+        turns = []
+        for m in rec["messages"]:
+            if not isinstance(m, dict) or "role" not in m or "content" not in m:
+                raise IxmctsError(f"{path}: record {i} (id={rec['id']}): a message lacks role/content")
+            if m["role"] == "system" or not str(m["content"]).strip():
+                continue
+            if m["role"] not in ROLE:
+                raise IxmctsError(f"{path}: record {i} (id={rec['id']}): unknown role {m['role']!r}")
+            turns.append(Turn(ROLE[m["role"]], str(m["content"]).strip()))
+        if not turns:
+            raise IxmctsError(f"{path}: record {i} (id={rec['id']}): empty dialogue")
+        opening = next((t.text for t in turns if t.role == USER), turns[0].text)
+        cond = Condition(id=f"psydt-{rec['id']}", scenario="esc", description=opening,
+                         attributes={"tag": rec.get("normalizedTag", "")})
+        out.append(Dialogue(id=str(rec["id"]), scenario="esc", condition=cond, turns=turns))
+    return out
+
+
+def load_psyqa(path: str | Path) -> list[Condition]:
+    """PsyQA questions as user conditions (their ``description``: troubles, feelings, thoughts)."""
+    path = Path(path)
+    out = []
+    for i, rec in enumerate(_records(path, ("questionID", "description"), "PsyQA")):
+        desc = str(rec["description"]).strip()
+        if not desc:
+            raise IxmctsError(f"{path}: record {i} (questionID={rec['questionID']}): empty description")
+        out.append(Condition(id=f"psyqa-{rec['questionID']}", scenario="esc", description=desc,
+                             attributes={"question": rec.get("question", ""), "keywords": rec.get("keywords", "")}))
+    return out

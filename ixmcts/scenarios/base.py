@@ -1,0 +1,102 @@
+"""The scenario interface: everything the search needs to know about a dialogue task.
+
+A scenario renders prompts for the two roles, parses their outputs, says when the
+conversation ended and how engaged the user was (the reward), and scores new policy
+turns for pruning. The search engine never looks inside a scenario.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from ..data.schema import MODEL, USER, Condition, Dialogue, Turn
+
+Messages = list[dict]
+
+
+@dataclass
+class PolicyOutput:
+    reply: str  # what the user sees
+    state: str = ""  # ESC: the predicted help-seeker state from the chain of thought
+    well_formed: bool = True  # False when the expected format (e.g. ESC's CoT) was missing
+
+
+@dataclass
+class UserOutput:
+    reply: str
+    state: str = ""  # ESC: the help-seeker's emotional & cognitive state
+    ended: bool = False  # the simulator ended the conversation
+
+
+@dataclass
+class PruneItem:
+    """One new policy turn to score: the history before it, the turn, and the score of
+    the previous policy turn on the same path (``None`` at the first depth)."""
+
+    history: list[Turn]
+    turn: Turn
+    previous_score: float | None = None
+
+
+class Scenario(ABC):
+    name: str
+    user_speaks_first: bool
+    max_depth: int  # the paper's T
+
+    # prompts --------------------------------------------------------------
+    @abstractmethod
+    def policy_system(self) -> str: ...
+
+    @abstractmethod
+    def simulator_system(self, condition: Condition) -> str: ...
+
+    def policy_messages(self, condition: Condition, history: list[Turn]) -> Messages:
+        """The policy sees its own turns as ``assistant`` and the user's as ``user``."""
+        return [{"role": "system", "content": self.policy_system()}] + _chat(history, me=MODEL)
+
+    def simulator_messages(self, condition: Condition, history: list[Turn]) -> Messages:
+        return [{"role": "system", "content": self.simulator_system(condition)}] + _chat(history, me=USER)
+
+    def policy_target(self, turn: Turn) -> str:
+        """The text the policy is trained to produce for ``turn`` (ESC: CoT + reply)."""
+        return turn.text
+
+    def simulator_target(self, turn: Turn) -> str:
+        return turn.text
+
+    # parsing, reward, pruning ------------------------------------------------
+    @abstractmethod
+    def parse_policy(self, text: str) -> PolicyOutput: ...
+
+    @abstractmethod
+    def parse_simulator(self, text: str) -> UserOutput: ...
+
+    @abstractmethod
+    def engagement(self, last: UserOutput, history: list[Turn]) -> float:
+        """The end-of-dialogue reward for a conversation the simulator ended with ``last``."""
+
+    @abstractmethod
+    def prune_scores(self, items: list[PruneItem]) -> list[float]:
+        """Scores for new policy turns, batched; higher is kept when pruning to K."""
+
+    # training text ----------------------------------------------------------
+    def render_dialogue_text(self, dialogue: Dialogue) -> list[str]:
+        """The dialogue in ChatML from both roles' points of view (tiny-model training text)."""
+        out = []
+        for messages in (self.policy_messages(dialogue.condition, dialogue.turns),
+                         self.simulator_messages(dialogue.condition, dialogue.turns)):
+            out.append("".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages))
+        return out
+
+
+def _chat(history: list[Turn], me: str) -> Messages:
+    msgs = []
+    for turn in history:
+        if not turn.text and turn.role == USER:
+            continue  # P4G's root: the conversation has not started
+        msgs.append({"role": "assistant" if turn.role == me else "user", "content": turn.text})
+    if me == USER and not msgs:
+        # A chat template needs a user turn to answer; the help-seeker opens the talk.
+        msgs.append({"role": "user", "content": "(The conversation starts. Say what brings you here.)"})
+    return msgs

@@ -1,0 +1,149 @@
+"""Emotional support (ESC): the policy is the supporter, the simulator the help-seeker.
+
+The help-seeker opens the talk and writes its emotional & cognitive state (appendix A.1:
+*shown* and *possibly unexpressed* observations / feelings / needs / requests) before each
+reply, and ends the talk with the literal token ``EOC``. The supporter writes a chain of
+thought — a fixed lead-in, its *predicted* help-seeker state, a reply marker — then the reply.
+
+Engagement is 1 when the help-seeker ended the talk and its state shows no remaining
+unexpressed feelings or thoughts (observations), else 0. Pruning score: cosine of MiniLM
+embeddings of the help-seeker's last state and the supporter's predicted state.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..data.schema import USER, Condition, Turn
+from . import scoring
+from .base import PolicyOutput, PruneItem, Scenario, UserOutput
+
+END_TOKEN = "EOC"
+
+
+@dataclass(frozen=True)
+class Words:
+    lead_in: str
+    reply: str
+    shown: str
+    possible: str
+    fields: tuple[str, str, str, str]  # observations, feelings, needs, requests
+    policy_system: str
+    simulator_system: str
+
+
+_STATE_EN = "[Shown]\nObservations: ...\nFeelings: ...\nNeeds: ...\nRequests: ...\n[Possibly unexpressed]\nObservations: ...\nFeelings: ...\nNeeds: ...\nRequests: ..."
+_STATE_ZH = "【已表达】\n观察：……\n感受：……\n需要：……\n请求：……\n【可能未表达】\n观察：……\n感受：……\n需要：……\n请求：……"
+
+WORDS = {
+    "en": Words(
+        lead_in="Let me think step by step. The visitor's current state:",
+        reply="Reply:",
+        shown="[Shown]",
+        possible="[Possibly unexpressed]",
+        fields=("Observations", "Feelings", "Needs", "Requests"),
+        policy_system=(
+            "You are the listener, a warm and professional counselor talking with a visitor who seeks help. "
+            "Given the conversation so far, first think about the visitor's current state, then reply. "
+            "Answer in exactly this format:\nLet me think step by step. The visitor's current state:\n"
+            + _STATE_EN + "\nReply: <your reply to the visitor>"
+        ),
+        simulator_system=(
+            "You are a visitor talking with a counselor about your troubles. Your situation: {description}\n"
+            "Before each reply, write your current emotional and cognitive state, then your reply, in this format:\n"
+            + _STATE_EN + "\nReply: <what you say>\n"
+            "Under [Possibly unexpressed] write 'none' for what you have already said. When you have expressed "
+            "everything and feel understood, reply with " + END_TOKEN + "."
+        ),
+    ),
+    "zh": Words(
+        lead_in="让我们一步一步思考。来访者当前的状态：",
+        reply="回复：",
+        shown="【已表达】",
+        possible="【可能未表达】",
+        fields=("观察", "感受", "需要", "请求"),
+        policy_system=(
+            "你是倾听者，一位温暖、专业的心理咨询师，正在与前来求助的来访者对话。请根据对话历史，先思考来访者当前的状态，再给出回复。"
+            "请严格按照以下格式回答：\n让我们一步一步思考。来访者当前的状态：\n" + _STATE_ZH + "\n回复：<你对来访者的回复>"
+        ),
+        simulator_system=(
+            "你是一位正在向心理咨询师倾诉困扰的来访者。你的情况：{description}\n"
+            "每次回复前，先写出你当前的情绪与认知状态，再写回复，格式如下：\n" + _STATE_ZH + "\n回复：<你说的话>\n"
+            "【可能未表达】中已经说出的内容写“无”。当你已经充分表达、感到被理解时，回复 " + END_TOKEN + "。"
+        ),
+    ),
+}
+
+_EMPTY = re.compile(r"^\s*(?:none|nothing|n/?a|no|null|-+|…+|\.\.\.|无|没有|暂无|无。)?\s*[.。]?\s*$", re.IGNORECASE)
+_END = re.compile(rf"\b{END_TOKEN}\b")
+
+
+class EmotionalSupport(Scenario):
+    name = "esc"
+    user_speaks_first = True
+    max_depth = 25
+
+    def __init__(self, language: str = "zh", embedder: str = scoring.MINILM):
+        if language not in WORDS:
+            raise ValueError(f"unknown ESC language {language!r}; choose one of: {', '.join(WORDS)}")
+        self.language, self.words, self.embedder = language, WORDS[language], embedder
+        w = self.words
+        self._policy_re = re.compile(re.escape(w.lead_in) + r"\s*(.*?)\s*" + re.escape(w.reply) + r"\s*(.*)", re.DOTALL)
+        fields = "|".join(map(re.escape, w.fields))
+        self._field_re = re.compile(rf"^\s*({fields})\s*[:：]\s*(.*?)\s*$", re.MULTILINE)
+
+    def policy_system(self) -> str:
+        return self.words.policy_system
+
+    def simulator_system(self, condition: Condition) -> str:
+        return self.words.simulator_system.format(description=condition.description)
+
+    def policy_target(self, turn: Turn) -> str:
+        return f"{self.words.lead_in}\n{turn.state}\n{self.words.reply} {turn.text}" if turn.state else turn.text
+
+    def simulator_target(self, turn: Turn) -> str:
+        return f"{turn.state}\n{self.words.reply} {turn.text}" if turn.state else turn.text
+
+    def parse_policy(self, text: str) -> PolicyOutput:
+        m = self._policy_re.search(text)
+        if m:
+            return PolicyOutput(reply=m.group(2).strip(), state=m.group(1).strip(), well_formed=True)
+        state, reply = self._split_reply(text)
+        return PolicyOutput(reply=reply, state=state, well_formed=False)
+
+    def parse_simulator(self, text: str) -> UserOutput:
+        ended = bool(_END.search(text))
+        state, reply = self._split_reply(text)
+        reply = _END.sub("", reply).strip()
+        return UserOutput(reply=reply, state=state, ended=ended)
+
+    def _split_reply(self, text: str) -> tuple[str, str]:
+        marker = self.words.reply
+        if marker in text:
+            state, reply = text.rsplit(marker, 1)
+            return state.replace(self.words.lead_in, "").strip(), reply.strip()
+        return "", text.strip()
+
+    def unexpressed(self, state: str) -> dict[str, str]:
+        """Non-empty observations/feelings in the state's *possibly unexpressed* block."""
+        if self.words.possible not in state:
+            return {}
+        block = state.split(self.words.possible, 1)[1].split(self.words.shown, 1)[0]
+        watched = self.words.fields[:2]  # thoughts (observations) and feelings
+        return {k: v for k, v in self._field_re.findall(block) if k in watched and not _EMPTY.match(v)}
+
+    def engagement(self, last: UserOutput, history: list[Turn]) -> float:
+        return 1.0 if last.ended and not self.unexpressed(last.state) else 0.0
+
+    def prune_scores(self, items: list[PruneItem]) -> list[float]:
+        # Compare states; an output without a state (an untrained model) falls back to
+        # comparing the replies, so the ranking still means "answers what was said".
+        a, b = [], []
+        for it in items:
+            user = next((t for t in reversed(it.history) if t.role == USER), None)
+            if user is not None and user.state and it.turn.state:
+                a.append(user.state), b.append(it.turn.state)
+            else:
+                a.append(user.text if user else ""), b.append(it.turn.text)
+        return scoring.cosine_pairs(a, b, model=self.embedder)

@@ -1,0 +1,59 @@
+"""Persuasion for good (P4G): the policy is the persuader, the simulator the persuadee.
+
+The persuader speaks first and tries to get a donation to Save the Children out of the
+persuadee's $2 task payment. The persuadee, conditioned on a persona, ends the talk by
+stating a decision (or writing ``[END]``). Engagement = donation / $2, the donation read
+from the last persuadee utterance. Pruning score: the accumulated sentiment
+ss_i = γ·ss_{i−2} + VADER(u_i) of the persuader's turns along the path, ss_0 = 0.
+"""
+
+from __future__ import annotations
+
+from ..data.schema import Condition, Turn
+from . import scoring
+from .base import PolicyOutput, PruneItem, Scenario, UserOutput
+from .donation import MAX_DONATION, parse_donation
+
+END_MARKER = "[END]"
+
+PERSUADER_SYSTEM = (
+    "You are a persuader. Your goal is to convince the persuadee to donate some or all of their $2 task "
+    "payment to Save the Children, a charity that helps children in developing countries. Adapt your strategy "
+    "to the persuadee's personality as it shows in the conversation, and use logical, emotional or ethical "
+    "appeals. Reply with your next utterance only, in one or two sentences."
+)
+PERSUADEE_SYSTEM = (
+    "You are the persuadee, chatting online with a persuader about donating to Save the Children. {description} "
+    "You were paid $2 for this task and may donate any part of it, from $0 to $2. Reply naturally in one or two "
+    "sentences. When you have decided, say how much you will donate and end your message with " + END_MARKER + "."
+)
+
+
+class PersuasionForGood(Scenario):
+    name = "p4g"
+    user_speaks_first = False
+    max_depth = 15
+
+    def __init__(self, gamma: float = 0.9):
+        self.gamma = gamma  # γ: discount of the accumulated sentiment
+
+    def policy_system(self) -> str:
+        return PERSUADER_SYSTEM
+
+    def simulator_system(self, condition: Condition) -> str:
+        return PERSUADEE_SYSTEM.format(description=condition.description)
+
+    def parse_policy(self, text: str) -> PolicyOutput:
+        return PolicyOutput(reply=text.strip())
+
+    def parse_simulator(self, text: str) -> UserOutput:
+        reply = text.replace(END_MARKER, "").strip()
+        ended = END_MARKER in text or parse_donation(reply) is not None
+        return UserOutput(reply=reply, ended=ended)
+
+    def engagement(self, last: UserOutput, history: list[Turn]) -> float:
+        donation = parse_donation(last.reply)
+        return 0.0 if donation is None else donation / MAX_DONATION
+
+    def prune_scores(self, items: list[PruneItem]) -> list[float]:
+        return [self.gamma * (it.previous_score or 0.0) + scoring.vader_compound(it.turn.text) for it in items]

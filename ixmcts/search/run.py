@@ -1,0 +1,144 @@
+"""Run one search from plain parameters: resolve the scenario, conditions and models,
+run the engine (resuming from a checkpoint), and write D_p and the trees. No MLflow here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..data import load_conditions
+from ..data.schema import Condition
+from ..errors import IxmctsError
+from ..io import cache_dir, write_jsonl
+from ..llm.backend import Sampling
+from ..scenarios import get_scenario
+from .engine import SearchConfig, SearchEngine
+from .pairs import extract_pairs
+
+DP_FILE, TREES_FILE, CONDITIONS_FILE, SUMMARY_FILE = "dp.jsonl", "trees.jsonl.gz", "conditions.jsonl", "summary.json"
+
+
+@dataclass
+class SearchParams:
+    """Everything a search run depends on (the ``search`` entry point's parameters)."""
+
+    scenario: str = "p4g"
+    policy_model: str = "smollm2-135m-instruct"
+    simulator_model: str = ""  # empty → the policy model, prompted as the user
+    conditions: str = "sample"
+    num_conditions: int = 4
+    data_dir: str = ""  # P4G corpus folder for conditions=synth|corpus (empty → bundled sample)
+    language: str = "en"  # ESC prompts: en | zh (the paper's)
+    K: int = 81
+    e: int = 3
+    T: int = 0  # 0 → the scenario's paper depth (ESC 25, P4G 15)
+    c: float = 2 ** 0.5
+    gamma: float = 0.9
+    budget: int = 0  # trajectories per tree; 0 → K
+    parallel: int = 1
+    seed: int = 0
+    max_new_tokens: int = 512
+    pair_margin: float = 0.0
+    shard: int = 0
+    num_shards: int = 1
+    threads: int = 0
+    batch_size: int = 16
+    checkpoint_dir: str = ""  # empty → $IXMCTS_CACHE/search/<hash of these settings>
+
+    def __post_init__(self):
+        if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
+            raise IxmctsError(f"shard must be in [0, num_shards); got shard={self.shard} num_shards={self.num_shards}")
+        if self.max_new_tokens < 1:
+            raise IxmctsError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+
+    def search_config(self, default_depth: int) -> SearchConfig:
+        return SearchConfig(
+            K=self.K, e=self.e, T=self.T or default_depth, c=self.c, budget=self.budget or None,
+            parallel=self.parallel, seed=self.seed,
+            policy_sampling=Sampling(max_new_tokens=self.max_new_tokens),
+            simulator_sampling=Sampling(temperature=0.3, max_new_tokens=self.max_new_tokens),
+        )
+
+    def digest(self, conditions: list[Condition]) -> str:
+        """Identifies a search: its settings and its conditions (not threads or batch size)."""
+        key = {k: v for k, v in asdict(self).items() if k not in ("threads", "batch_size", "checkpoint_dir")}
+        key["conditions_text"] = [c.to_dict() for c in conditions]
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class SearchOutcome:
+    output_dir: Path
+    config: SearchConfig
+    conditions: list[Condition]
+    pairs: int
+    metrics: dict = field(default_factory=dict)
+
+
+def prepare_search(params: SearchParams):
+    """Validate everything that can be checked without models (fast, before any run)."""
+    scenario = get_scenario(params.scenario, language=params.language, gamma=params.gamma)
+    config = params.search_config(scenario.max_depth)
+    conditions = load_conditions(params.scenario, params.conditions, None, data_dir=params.data_dir or None, seed=params.seed)
+    conditions = conditions[params.shard :: params.num_shards][: params.num_conditions or None]
+    if not conditions:
+        raise IxmctsError(f"shard {params.shard} of {params.num_shards} has no user conditions")
+    return scenario, config, conditions
+
+
+def run_search(params: SearchParams, output_dir: str | Path, progress: bool = True) -> SearchOutcome:
+    from ..llm import TransformersBackend, resolve_model
+
+    scenario, config, conditions = prepare_search(params)
+    checkpoint = Path(params.checkpoint_dir or cache_dir("search", params.digest(conditions))) / "checkpoint.json.gz"
+    policy = TransformersBackend(resolve_model(params.policy_model), batch_size=params.batch_size, threads=params.threads or None)
+    sim_name = params.simulator_model or params.policy_model
+    simulator = policy if sim_name == params.policy_model else TransformersBackend(
+        resolve_model(sim_name), batch_size=params.batch_size, threads=params.threads or None)
+
+    total = len(conditions) * config.trajectories
+    bars = {
+        "trajectories": tqdm(total=total, desc="trajectories", unit="traj", disable=not progress, position=0),
+        "trees": tqdm(total=len(conditions), desc="trees done", unit="tree", disable=not progress, position=1),
+    }
+
+    def on_step(engine: SearchEngine) -> None:
+        bars["trajectories"].n = engine.stats.trajectories
+        bars["trees"].n = sum(engine._finished(i) and not any(t.tree == i for t in engine.inflight) for i in range(len(engine.trees)))
+        bars["trajectories"].set_postfix(step=engine.stats.steps, nodes=sum(len(t.nodes) for t in engine.trees),
+                                         engaged=engine.stats.engaged_trajectories)
+        for bar in bars.values():
+            bar.refresh()
+
+    start = time.perf_counter()
+    engine = SearchEngine(scenario, policy, simulator, conditions, config, checkpoint=checkpoint, on_step=on_step)
+    resumed_at = engine.stats.steps
+    engine.run()
+    on_step(engine)
+    for bar in bars.values():
+        bar.close()
+    wall = time.perf_counter() - start
+
+    output_dir = Path(output_dir)
+    pairs = extract_pairs(engine.trees, scenario, margin=params.pair_margin)
+    write_jsonl(output_dir / CONDITIONS_FILE, (c.to_dict() for c in conditions))
+    write_jsonl(output_dir / TREES_FILE, (t.to_dict() for t in engine.trees))
+    write_jsonl(output_dir / DP_FILE, pairs)
+    s = engine.stats
+    metrics = {
+        "search/trees": len(engine.trees), "search/nodes": sum(len(t.nodes) for t in engine.trees),
+        "search/llm_calls": s.llm_calls, "search/generations": s.generations, "search/generated_tokens": s.generated_tokens,
+        "search/pairs": len(pairs), "search/trajectories": s.trajectories,
+        "search/engaged_trajectories": s.engaged_trajectories, "search/pruned_trajectories": s.pruned_trajectories,
+        "search/steps": s.steps, "search/resumed_at_step": resumed_at,
+        "search/wall_sec": wall, "search/generation_share": s.generation_sec / wall if wall else 0.0,
+        "search/mean_reward": sum(t.root.Q for t in engine.trees) / max(1, sum(t.root.N for t in engine.trees)),
+    }
+    (output_dir / SUMMARY_FILE).write_text(json.dumps({"metrics": metrics, "config": config.to_dict(),
+                                                       "params": asdict(params), "checkpoint": str(checkpoint)}, indent=2))
+    return SearchOutcome(output_dir, config, conditions, len(pairs), metrics)
