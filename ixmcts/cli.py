@@ -93,5 +93,15 @@ def prepare_model(name):
     click.echo(resolve_model(name))
 
 
+@main.command("init-tracking")
+def init_tracking():
+    """Create the per-scenario experiments (ixmcts-esc, ixmcts-p4g) in the tracking store."""
+    from . import tracking
+
+    for scenario in ("esc", "p4g"):
+        tracking.ensure_experiment(scenario)
+    click.echo(f"tracking store: {tracking.configure()}")
+
+
 if __name__ == "__main__":
     main()

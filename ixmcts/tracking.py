@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,7 +72,9 @@ def log_jsonl_dataset(path: Path, name: str, context: str, json_columns: tuple[s
             if col in row:
                 row[col] = json.dumps(row[col], ensure_ascii=False)
     df = pd.DataFrame(rows)
-    mlflow.log_input(mlflow.data.from_pandas(df, source=str(path), name=name), context=context)
+    with warnings.catch_warnings():  # MLflow's source-type and integer-schema hints are noise here
+        warnings.simplefilter("ignore", UserWarning)
+        mlflow.log_input(mlflow.data.from_pandas(df, source=str(path), name=name), context=context)
     mlflow.log_artifact(str(path), artifact_path="data")
 
 

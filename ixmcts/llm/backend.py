@@ -1,7 +1,8 @@
 """The generation protocol and its batched transformers implementation.
 
 A backend turns chat prompts into sampled completions: ``generate(prompts, n,
-sampling) -> list[list[str]]`` returns ``n`` completions per prompt. The search
+sampling) -> list[list[str]]`` returns ``n`` completions per prompt. A prompt that ends
+with an ``assistant`` message is continued, and its completions start with that message. The search
 engine sends every pending call of one step through a single ``generate``, so a
 backend is free to batch however it likes; results must depend only on the
 prompts, ``n``, the sampling settings and the seed.
@@ -95,6 +96,8 @@ class TransformersBackend:
         self.eos_token_ids = sorted(i for i in end_ids if i is not None)
 
     def render(self, messages: Messages) -> str:
+        if messages and messages[-1]["role"] == "assistant":  # continue a prefilled answer
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def generate(self, prompts: Sequence[Messages], n: int, sampling: Sampling, seed: int = 0) -> list[list[str]]:
@@ -103,6 +106,7 @@ class TransformersBackend:
         if not prompts:
             return []
         texts = [self.render(p) for p in prompts]
+        prefixes = [p[-1]["content"] if p and p[-1]["role"] == "assistant" else "" for p in prompts]
         lengths = [len(self.tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
         results: list[list[str]] = [[] for _ in texts]
@@ -134,5 +138,7 @@ class TransformersBackend:
                 cut = next((k for k, t in enumerate(ids) if t in self.eos_token_ids), len(ids))
                 self.stats.generated_tokens += cut
                 self.stats.sequences += 1
-                results[idx[row // n]].append(self.tokenizer.decode(ids[:cut], skip_special_tokens=True).strip())
+                i = idx[row // n]
+                text = self.tokenizer.decode(ids[:cut], skip_special_tokens=True)
+                results[i].append((prefixes[i] + text).strip() if prefixes[i] else text.strip())
         return results

@@ -55,7 +55,8 @@ class Scenario(ABC):
         """The policy sees its own turns as ``assistant`` and the user's as ``user``."""
         return [{"role": "system", "content": self.policy_system()}] + _chat(history, me=MODEL)
 
-    def simulator_messages(self, condition: Condition, history: list[Turn]) -> Messages:
+    def simulator_messages(self, condition: Condition, history: list[Turn], closing: bool = False) -> Messages:
+        """``closing``: the conversation reached depth T; a scenario may ask its closing question."""
         return [{"role": "system", "content": self.simulator_system(condition)}] + _chat(history, me=USER)
 
     def policy_target(self, turn: Turn) -> str:
@@ -96,7 +97,8 @@ def _chat(history: list[Turn], me: str) -> Messages:
         if not turn.text and turn.role == USER:
             continue  # P4G's root: the conversation has not started
         msgs.append({"role": "assistant" if turn.role == me else "user", "content": turn.text})
-    if me == USER and not msgs:
-        # A chat template needs a user turn to answer; the help-seeker opens the talk.
-        msgs.append({"role": "user", "content": "(The conversation starts. Say what brings you here.)"})
+    if not msgs or msgs[0]["role"] == "assistant":
+        # The opener has no turn to answer; small chat models then write about the task
+        # instead of speaking in it, so the other side's arrival is stated as a user turn.
+        msgs.insert(0, {"role": "user", "content": "Hi."})
     return msgs

@@ -42,7 +42,8 @@ _REFUSE = re.compile(
     r"|\bnot\s+today\b|\bno\s+thanks?\b|\bno,?\s+thank\s+you\b|\bi'?ll\s+pass\b|\bpass\s+(?:on|this\s+time)\b"
     r"|\bkeep\s+(?:my|the)\s+(?:money|payment|\$?2)\b|\bnot\s+interested\b"
 )
-_SENTENCE_END = re.compile(r"[.!?;\n]")
+_SHORT_ANSWER_WORDS = 10
+_SENTENCE_END = re.compile(r"[.!?;](?!\d)|\n")  # "$0.50" does not end a sentence
 
 
 def _value(m: re.Match) -> float:
@@ -83,10 +84,10 @@ def _amount_after(text: str, pos: int) -> float | None:
     if _NOTHING.match(clause):
         return 0.0
     found = _amounts(clause)
-    if found:
-        return found[0][1]
     bare = _BARE.search(clause)
-    return float(bare.group(1)) if bare else None
+    if bare and (not found or bare.start() < found[0][0]):
+        return float(bare.group(1))  # "I'll give 1 of my 2 dollars": the first number is the choice
+    return found[0][1] if found else None
 
 
 def parse_donation(text: str) -> float | None:
@@ -99,7 +100,9 @@ def parse_donation(text: str) -> float | None:
     if _REFUSE.search(t):
         return 0.0
     amounts = [v for _, v in _amounts(t)]
-    if not amounts:
+    # Without a commitment, an amount is a decision only in a short answer ("$0.50",
+    # "fifty cents is fine"), not in a question or a sentence that merely mentions money.
+    if not amounts or "?" in t or len(t.split()) > _SHORT_ANSWER_WORDS:
         return None
     if len(set(amounts)) == 1:
         return _clip(amounts[0])

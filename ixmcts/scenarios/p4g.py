@@ -2,7 +2,8 @@
 
 The persuader speaks first and tries to get a donation to Save the Children out of the
 persuadee's $2 task payment. The persuadee, conditioned on a persona, ends the talk by
-stating a decision (or writing ``[END]``). Engagement = donation / $2, the donation read
+stating a decision (or writing ``[END]``); a talk that reaches depth T ends with the task's
+closing question, whose answer is the decision. Engagement = donation / $2, the donation read
 from the last persuadee utterance. Pruning score: the accumulated sentiment
 ss_i = γ·ss_{i−2} + VADER(u_i) of the persuader's turns along the path, ss_0 = 0.
 """
@@ -15,6 +16,12 @@ from .base import PolicyOutput, PruneItem, Scenario, UserOutput
 from .donation import MAX_DONATION, parse_donation
 
 END_MARKER = "[END]"
+
+# The P4G task asked each persuadee for the donation after the chat. At depth T the
+# simulator gets that question, and its answer starts like the survey's amount field.
+CLOSING_QUESTION = ("Thanks for chatting. Final question: how much of your $2 payment will you donate to "
+                    "Save the Children? Answer with an amount between $0 and $2.")
+CLOSING_ANSWER = "I will donate $"
 
 PERSUADER_SYSTEM = (
     "You are a persuader. Your goal is to convince the persuadee to donate some or all of their $2 task "
@@ -42,6 +49,12 @@ class PersuasionForGood(Scenario):
 
     def simulator_system(self, condition: Condition) -> str:
         return PERSUADEE_SYSTEM.format(description=condition.description)
+
+    def simulator_messages(self, condition: Condition, history: list[Turn], closing: bool = False) -> list[dict]:
+        messages = super().simulator_messages(condition, history)
+        if closing:
+            messages += [{"role": "user", "content": CLOSING_QUESTION}, {"role": "assistant", "content": CLOSING_ANSWER}]
+        return messages
 
     def parse_policy(self, text: str) -> PolicyOutput:
         return PolicyOutput(reply=text.strip())

@@ -173,7 +173,8 @@ class SearchEngine:
     # generation -----------------------------------------------------------------
     def _sim_prompt(self, t: Trajectory) -> list[dict]:
         tree = self.trees[t.tree]
-        return self.scenario.simulator_messages(tree.condition, tree.history(tree.nodes[t.leaf]))
+        leaf = tree.nodes[t.leaf]
+        return self.scenario.simulator_messages(tree.condition, tree.history(leaf), closing=leaf.depth >= self.config.T)
 
     def _pol_prompt(self, t: Trajectory) -> list[dict]:
         tree = self.trees[t.tree]
@@ -211,7 +212,7 @@ class SearchEngine:
         user = tree.add(leaf, USER, leaf.depth, text=parsed.reply, state=parsed.state, raw=text, ended=parsed.ended)
         user.virtual = 1  # the trajectory now runs through the new node too
         leaf.pending = False
-        if parsed.ended or leaf.depth >= self.config.T:
+        if parsed.ended or leaf.depth >= self.config.T:  # at depth T without an end: reward 0
             user.terminal = True
             user.reward = self.scenario.engagement(parsed, tree.history(user)) if parsed.ended else 0.0
             self._finish(traj, user.reward, user)

@@ -4,6 +4,7 @@ run the engine (resuming from a checkpoint), and write D_p and the trees. No MLf
 from __future__ import annotations
 
 import hashlib
+import sys
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -65,10 +66,21 @@ class SearchParams:
         )
 
     def digest(self, conditions: list[Condition]) -> str:
-        """Identifies a search: its settings and its conditions (not threads or batch size)."""
+        """Identifies a search: its settings, its conditions and the library's code (prompts,
+        parsers and the engine live there), but not threads or batch size."""
         key = {k: v for k, v in asdict(self).items() if k not in ("threads", "batch_size", "checkpoint_dir")}
         key["conditions_text"] = [c.to_dict() for c in conditions]
+        key["code"] = code_fingerprint()
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def code_fingerprint() -> str:
+    """A hash of the library's Python sources: a checkpoint is resumed only by the same code."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -118,6 +130,8 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
     start = time.perf_counter()
     engine = SearchEngine(scenario, policy, simulator, conditions, config, checkpoint=checkpoint, on_step=on_step)
     resumed_at = engine.stats.steps
+    if resumed_at:
+        tqdm.write(f"resuming the search from {checkpoint} at step {resumed_at}", file=sys.stderr)
     engine.run()
     on_step(engine)
     for bar in bars.values():

@@ -1,0 +1,57 @@
+"""A scripted generation backend: deterministic per request (prompt, seed, sample index),
+so results never depend on how requests are batched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+
+from ixmcts.llm.backend import GenerationStats
+
+P4G_PERSUADEE = ["Tell me more about it.", "I am not sure yet.", "Hmm, why should I trust them?",
+                 "I'll donate $1. [END]", "I won't donate today. [END]", "Okay, I'll give 50 cents. [END]",
+                 "I'll donate all of it, $2. [END]"]
+P4G_PERSUADER = ["Children are starving and suffering terribly.", "Your kind help would be wonderful and save lives!",
+                 "Save the Children is a great, trusted charity.", "Please donate, it is a terrible crisis.",
+                 "Would you like to donate?", "Every cent helps a happy child."]
+ESC_DONE = "[Shown]\nFeelings: sad\n[Possibly unexpressed]\nObservations: none\nFeelings: none\nReply: Thank you. EOC"
+ESC_NOT_DONE = "[Shown]\nFeelings: sad\n[Possibly unexpressed]\nObservations: none\nFeelings: still ashamed\nReply: Bye. EOC"
+ESC_SEEKER = ["[Shown]\nFeelings: anxious\n[Possibly unexpressed]\nFeelings: afraid of failing\nReply: I keep worrying.",
+              "Reply: I cannot sleep.", ESC_DONE, ESC_NOT_DONE]
+ESC_SUPPORTER = ["Let me think step by step. The visitor's current state:\n[Shown]\nFeelings: anxious\nReply: That sounds hard.",
+                 "Let me think step by step. The visitor's current state:\n[Shown]\nFeelings: tired\nReply: Tell me more.",
+                 "You will be fine."]
+
+
+def default_script(messages: list[dict], rng: random.Random) -> str:
+    system = messages[0]["content"]
+    if "persuadee, chatting" in system:
+        return rng.choice(P4G_PERSUADEE)
+    if "You are a persuader" in system:
+        return rng.choice(P4G_PERSUADER)
+    if "You are a visitor" in system:
+        return rng.choice(ESC_SEEKER)
+    return rng.choice(ESC_SUPPORTER)
+
+
+class ScriptedBackend:
+    def __init__(self, script=default_script):
+        self.script = script
+        self.stats = GenerationStats()
+        self.batches: list[int] = []  # prompts per generate() call
+
+    def generate(self, prompts, n, sampling, seed=0):
+        self.stats.calls += 1
+        self.batches.append(len(prompts))
+        out = []
+        for prompt in prompts:
+            samples = []
+            for k in range(n):
+                key = hashlib.sha256(json.dumps([prompt, seed, k, sampling.temperature]).encode()).digest()
+                text = self.script(prompt, random.Random(key))
+                self.stats.sequences += 1
+                self.stats.generated_tokens += len(text.split())
+                samples.append(text)
+            out.append(samples)
+        return out
