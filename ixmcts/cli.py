@@ -28,6 +28,7 @@ SEARCH_HELP = {
     "gamma": "γ: discount of P4G's accumulated sentiment pruning score",
     "budget": "trajectories (iterations) per tree; 0 = K",
     "parallel": "trajectories in flight per tree (virtual loss)",
+    "closing": "at depth T ask the scenario's closing question (P4G: the donation; ESC: what is left unexpressed) instead of rewarding 0",
     "seed": "random seed (same seed + inputs → same trees on CPU)",
     "max_new_tokens": "max new tokens per generated turn (paper 512)",
     "pair_margin": "minimum |Q/N| difference for a preference pair",

@@ -24,7 +24,14 @@ ESC_SUPPORTER = ["Let me think step by step. The visitor's current state:\n[Show
                  "You will be fine."]
 
 
+CLOSING_ANSWERS = {"I will donate $": ["0", "0.50", "1", "2", "a lot"],
+                   "[Possibly unexpressed]\nFeelings:": [" none\nReply: Thank you. EOC", " still afraid\nReply: Bye. EOC"]}
+
+
 def default_script(messages: list[dict], rng: random.Random) -> str:
+    if messages[-1]["role"] == "assistant":  # a prefilled answer: continue it, like a real backend
+        prefix = messages[-1]["content"]
+        return prefix + rng.choice(CLOSING_ANSWERS[prefix])
     system = messages[0]["content"]
     if "persuadee, chatting" in system:
         return rng.choice(P4G_PERSUADEE)

@@ -133,3 +133,15 @@ def test_paper_defaults():
     cfg = SearchConfig()
     assert (cfg.K, cfg.e, cfg.T, cfg.c, cfg.trajectories) == (81, 3, 15, math.sqrt(2), 81)
     assert cfg.policy_sampling.temperature == 0.9 and cfg.simulator_sampling.temperature == 0.3
+
+
+@pytest.mark.parametrize("scenario", ["p4g", "esc"])
+def test_closing_question_ends_every_conversation_at_depth_t(scenario):
+    engine, sc = search(scenario, closing=True, T=2, budget=6)
+    engine.run()
+    at_t = [n for t in engine.trees for n in t.nodes if n.role == USER and n.depth == 2]
+    assert at_t and all(n.terminal and n.ended for n in at_t)
+    assert {n.reward for n in at_t} > {0.0}  # the closing answers carry real engagement
+    without, _ = search(scenario, closing=False, T=2, budget=6)
+    without.run()
+    assert all(n.reward == 0.0 for t in without.trees for n in t.nodes if n.terminal and not n.ended)

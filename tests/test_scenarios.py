@@ -146,3 +146,27 @@ def test_p4g_closing_question_at_depth_t():
     assert "how much" in closing[-2]["content"]
     answer = p4g.parse_simulator("I will donate $1.25 to them.")
     assert answer.ended and p4g.engagement(answer, []) == pytest.approx(0.625)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_esc_closing_check_in(lang):
+    esc = get_scenario("esc", language=lang)
+    closing = esc.simulator_messages(COND, [Turn(USER, "hi"), Turn(MODEL, "hello")], closing=True)
+    prefill = closing[-1]
+    assert prefill["role"] == "assistant" and prefill["content"].startswith(esc.words.possible)
+    assert "EOC" in closing[-2]["content"]
+    nothing_left = esc.parse_simulator(prefill["content"] + " [No feelings left]\n" + esc.words.reply + " ok", closing=True)
+    assert nothing_left.ended and esc.engagement(nothing_left, []) == 1.0  # the check-in ends the talk
+    left = esc.parse_simulator(prefill["content"] + " sadness and loss", closing=True)
+    assert left.ended and esc.engagement(left, []) == 0.0
+    assert not esc.parse_simulator(prefill["content"] + " none").ended  # only the closing answer ends without EOC
+
+
+@pytest.mark.parametrize("value,empty", [("none", True), ("None.", True), ("[No feelings left]", True), ("n/a", True),
+                                         ("无", True), ("nothing more to say", True), ("no more", True), ("", True),
+                                         ("no one listens to me", False), ("[Feelings of sadness]", False),
+                                         ("nobody cares", False), ("担心父母失望", False)])
+def test_esc_empty_field_values(value, empty):
+    esc = get_scenario("esc", language="en")
+    state = f"[Possibly unexpressed]\nObservations: none\nFeelings: {value}"
+    assert (esc.unexpressed(state) == {}) is empty

@@ -14,7 +14,7 @@ from conftest import ROOT, run_entrypoint
 from ixmcts.io import read_jsonl
 
 TINY = ["--policy-model", "tiny", "--K", "4", "--e", "2", "--T", "3", "--num-conditions", "3",
-        "--max-new-tokens", "16", "--threads", "1"]
+        "--max-new-tokens", "16", "--threads", "1", "--closing", "true"]
 
 
 def runs(uri, scenario):
@@ -51,8 +51,8 @@ def test_search_run_logs_pairs_params_metrics_datasets_and_artifacts(scenario, t
     for pair in pairs:
         assert pair["scenario"] == scenario and pair["chosen_value"] > pair["rejected_value"]
         assert pair["context"][0]["role"] == "system" and pair["chosen_node"] != pair["rejected_node"]
-    if scenario == "p4g":  # the closing question makes every P4G trajectory end with a decision
-        assert pairs, "the tiny P4G search should yield preference pairs"
+    assert pairs, "with the closing question every trajectory gets a real engagement, so pairs appear"
+    assert p["closing"] == "True"
 
 
 def _checkpoint_step(path):
@@ -66,7 +66,7 @@ def _checkpoint_step(path):
 
 def test_killed_search_resumes_to_the_same_pairs(tracking_env, tmp_path, tiny_model):
     args = ["--scenario", "p4g", "--policy-model", "tiny", "--K", "6", "--e", "3", "--T", "6", "--num-conditions", "6",
-            "--budget", "6", "--max-new-tokens", "24", "--threads", "1", "--seed", "11"]
+            "--budget", "6", "--max-new-tokens", "24", "--threads", "1", "--seed", "11", "--closing", "true"]
     ckpt = tmp_path / "killed"
     cmd = [sys.executable, str(ROOT / "entrypoints" / "search.py"), *args, "--checkpoint-dir", str(ckpt)]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -56,8 +56,15 @@ class Scenario(ABC):
         return [{"role": "system", "content": self.policy_system()}] + _chat(history, me=MODEL)
 
     def simulator_messages(self, condition: Condition, history: list[Turn], closing: bool = False) -> Messages:
-        """``closing``: the conversation reached depth T; a scenario may ask its closing question."""
-        return [{"role": "system", "content": self.simulator_system(condition)}] + _chat(history, me=USER)
+        """``closing``: the conversation reached depth T and the user is asked the scenario's
+        closing question (``closing_messages``); its answer ends the conversation."""
+        messages = [{"role": "system", "content": self.simulator_system(condition)}] + _chat(history, me=USER)
+        return messages + self.closing_messages() if closing else messages
+
+    @abstractmethod
+    def closing_messages(self) -> Messages:
+        """The closing question and the start of its answer (a trailing assistant message,
+        which the backend continues)."""
 
     def policy_target(self, turn: Turn) -> str:
         """The text the policy is trained to produce for ``turn`` (ESC: CoT + reply)."""
@@ -71,7 +78,8 @@ class Scenario(ABC):
     def parse_policy(self, text: str) -> PolicyOutput: ...
 
     @abstractmethod
-    def parse_simulator(self, text: str) -> UserOutput: ...
+    def parse_simulator(self, text: str, closing: bool = False) -> UserOutput:
+        """Split the simulator's output; an answer to the closing question always ends the talk."""
 
     @abstractmethod
     def engagement(self, last: UserOutput, history: list[Turn]) -> float:

@@ -2,7 +2,9 @@
 
 The help-seeker opens the talk and writes its emotional & cognitive state (appendix A.1:
 *shown* and *possibly unexpressed* observations / feelings / needs / requests) before each
-reply, and ends the talk with the literal token ``EOC``. The supporter writes a chain of
+reply, and ends the talk with the literal token ``EOC``. With the search's ``closing`` option,
+a talk that reaches depth T ends with a check-in that asks for the *possibly unexpressed*
+block, the same self-report the engagement reads. The supporter writes a chain of
 thought — a fixed lead-in, its *predicted* help-seeker state, a reply marker — then the reply.
 
 Engagement is 1 when the help-seeker ended the talk and its state shows no remaining
@@ -31,6 +33,7 @@ class Words:
     fields: tuple[str, str, str, str]  # observations, feelings, needs, requests
     policy_system: str
     simulator_system: str
+    closing_question: str
 
 
 _STATE_EN = "[Shown]\nObservations: ...\nFeelings: ...\nNeeds: ...\nRequests: ...\n[Possibly unexpressed]\nObservations: ...\nFeelings: ...\nNeeds: ...\nRequests: ..."
@@ -56,6 +59,10 @@ WORDS = {
             "Under [Possibly unexpressed] write 'none' for what you have already said. When you have expressed "
             "everything and feel understood, reply with " + END_TOKEN + "."
         ),
+        closing_question=(
+            "Our session is ending. Is there any feeling or thought you have not expressed yet? Write it under "
+            "[Possibly unexpressed], or write none if you have said everything, then end with " + END_TOKEN + "."
+        ),
     ),
     "zh": Words(
         lead_in="让我们一步一步思考。来访者当前的状态：",
@@ -72,10 +79,15 @@ WORDS = {
             "每次回复前，先写出你当前的情绪与认知状态，再写回复，格式如下：\n" + _STATE_ZH + "\n回复：<你说的话>\n"
             "【可能未表达】中已经说出的内容写“无”。当你已经充分表达、感到被理解时，回复 " + END_TOKEN + "。"
         ),
+        closing_question="本次咨询即将结束。你还有没有尚未表达的感受或想法？请写在【可能未表达】下；如果都已经说出，请写“无”，最后以 " + END_TOKEN + " 结束。",
     ),
 }
 
-_EMPTY = re.compile(r"^\s*(?:none|nothing|n/?a|no|null|-+|…+|\.\.\.|无|没有|暂无|无。)?\s*[.。]?\s*$", re.IGNORECASE)
+# An empty field: "none", "n/a", "无", "[No feelings left]", "nothing more"; not "no one listens to me".
+_EMPTY = re.compile(
+    r"^[\s\[\(\"'“]*(?:(?:none|nothing|n/?a|null|无|没有|暂无)\b.*|no(?:\s+\w+)?\s+(?:left|remaining|more|expressed)\b.*"
+    r"|no\s+(?:feelings?|thoughts?|observations?|needs?|requests?|emotions?)\b.*|-+|…+|\.\.\.)?[\s\]\)\"'”.。]*$",
+    re.IGNORECASE)
 _END = re.compile(rf"\b{END_TOKEN}\b")
 
 
@@ -112,8 +124,12 @@ class EmotionalSupport(Scenario):
         state, reply = self._split_reply(text)
         return PolicyOutput(reply=reply, state=state, well_formed=False)
 
-    def parse_simulator(self, text: str) -> UserOutput:
-        ended = bool(_END.search(text))
+    def closing_messages(self) -> list[dict]:
+        w = self.words
+        return [{"role": "user", "content": w.closing_question}, {"role": "assistant", "content": f"{w.possible}\n{w.fields[1]}:"}]
+
+    def parse_simulator(self, text: str, closing: bool = False) -> UserOutput:
+        ended = closing or bool(_END.search(text))
         state, reply = self._split_reply(text)
         reply = _END.sub("", reply).strip()
         return UserOutput(reply=reply, state=state, ended=ended)
@@ -123,6 +139,8 @@ class EmotionalSupport(Scenario):
         if marker in text:
             state, reply = text.rsplit(marker, 1)
             return state.replace(self.words.lead_in, "").strip(), reply.strip()
+        if self.words.possible in text or self.words.shown in text:
+            return text.replace(self.words.lead_in, "").strip(), ""  # a state block with no reply yet
         return "", text.strip()
 
     def unexpressed(self, state: str) -> dict[str, str]:

@@ -2,8 +2,8 @@
 
 The persuader speaks first and tries to get a donation to Save the Children out of the
 persuadee's $2 task payment. The persuadee, conditioned on a persona, ends the talk by
-stating a decision (or writing ``[END]``); a talk that reaches depth T ends with the task's
-closing question, whose answer is the decision. Engagement = donation / $2, the donation read
+stating a decision (or writing ``[END]``). With the search's ``closing`` option, a talk that
+reaches depth T ends with the task's closing question, whose answer is the decision. Engagement = donation / $2, the donation read
 from the last persuadee utterance. Pruning score: the accumulated sentiment
 ss_i = γ·ss_{i−2} + VADER(u_i) of the persuader's turns along the path, ss_0 = 0.
 """
@@ -17,8 +17,8 @@ from .donation import MAX_DONATION, parse_donation
 
 END_MARKER = "[END]"
 
-# The P4G task asked each persuadee for the donation after the chat. At depth T the
-# simulator gets that question, and its answer starts like the survey's amount field.
+# The P4G task asked each persuadee for the donation after the chat. With ``closing``, the
+# simulator gets that question at depth T, and its answer starts like the survey's amount field.
 CLOSING_QUESTION = ("Thanks for chatting. Final question: how much of your $2 payment will you donate to "
                     "Save the Children? Answer with an amount between $0 and $2.")
 CLOSING_ANSWER = "I will donate $"
@@ -50,18 +50,15 @@ class PersuasionForGood(Scenario):
     def simulator_system(self, condition: Condition) -> str:
         return PERSUADEE_SYSTEM.format(description=condition.description)
 
-    def simulator_messages(self, condition: Condition, history: list[Turn], closing: bool = False) -> list[dict]:
-        messages = super().simulator_messages(condition, history)
-        if closing:
-            messages += [{"role": "user", "content": CLOSING_QUESTION}, {"role": "assistant", "content": CLOSING_ANSWER}]
-        return messages
+    def closing_messages(self) -> list[dict]:
+        return [{"role": "user", "content": CLOSING_QUESTION}, {"role": "assistant", "content": CLOSING_ANSWER}]
 
     def parse_policy(self, text: str) -> PolicyOutput:
         return PolicyOutput(reply=text.strip())
 
-    def parse_simulator(self, text: str) -> UserOutput:
+    def parse_simulator(self, text: str, closing: bool = False) -> UserOutput:
         reply = text.replace(END_MARKER, "").strip()
-        ended = END_MARKER in text or parse_donation(reply) is not None
+        ended = closing or END_MARKER in text or parse_donation(reply) is not None
         return UserOutput(reply=reply, ended=ended)
 
     def engagement(self, last: UserOutput, history: list[Turn]) -> float:

@@ -7,7 +7,8 @@ One iteration is one simulated conversation (a trajectory) in one tree:
   3. pruning      — at each depth keep at most ``K`` live model nodes per tree, ranked by the
                     scenario's pruning score; the trajectory continues into its best new child;
   4. reward       — when the simulator ends the talk, the scenario's engagement; at depth
-                    ``T`` without an end, 0;
+                    ``T`` without an end, 0 (or, with ``closing``, the engagement read from
+                    the answer to the scenario's closing question);
   5. backpropagation — the reward is added to Q and N += 1 on every node of the path.
 A step advances every in-flight trajectory by one call, so all simulator calls of a step go
 to the backend as one batch and all policy calls as another (``e`` samples per prompt).
@@ -44,6 +45,7 @@ class SearchConfig:
     c: float = math.sqrt(2)  # c: UCB exploration constant
     budget: int | None = None  # trajectories (iterations) per tree; None → K
     parallel: int = 1  # trajectories in flight per tree (virtual loss)
+    closing: bool = False  # at depth T ask the scenario's closing question instead of rewarding 0
     seed: int = 0
     policy_sampling: Sampling = field(default_factory=lambda: POLICY_SAMPLING)
     simulator_sampling: Sampling = field(default_factory=lambda: SIMULATOR_SAMPLING)
@@ -174,7 +176,10 @@ class SearchEngine:
     def _sim_prompt(self, t: Trajectory) -> list[dict]:
         tree = self.trees[t.tree]
         leaf = tree.nodes[t.leaf]
-        return self.scenario.simulator_messages(tree.condition, tree.history(leaf), closing=leaf.depth >= self.config.T)
+        return self.scenario.simulator_messages(tree.condition, tree.history(leaf), closing=self._closing(leaf))
+
+    def _closing(self, leaf: Node) -> bool:
+        return self.config.closing and leaf.depth >= self.config.T
 
     def _pol_prompt(self, t: Trajectory) -> list[dict]:
         tree = self.trees[t.tree]
@@ -208,7 +213,7 @@ class SearchEngine:
     def _apply_simulation(self, traj: Trajectory, text: str) -> None:
         tree = self.trees[traj.tree]
         leaf = tree.nodes[traj.leaf]
-        parsed = self.scenario.parse_simulator(text)
+        parsed = self.scenario.parse_simulator(text, closing=self._closing(leaf))
         user = tree.add(leaf, USER, leaf.depth, text=parsed.reply, state=parsed.state, raw=text, ended=parsed.ended)
         user.virtual = 1  # the trajectory now runs through the new node too
         leaf.pending = False

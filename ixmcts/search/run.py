@@ -42,6 +42,7 @@ class SearchParams:
     gamma: float = 0.9
     budget: int = 0  # trajectories per tree; 0 → K
     parallel: int = 1
+    closing: bool = False  # at depth T ask the scenario's closing question (small models never end on their own)
     seed: int = 0
     max_new_tokens: int = 512
     pair_margin: float = 0.0
@@ -60,7 +61,7 @@ class SearchParams:
     def search_config(self, default_depth: int) -> SearchConfig:
         return SearchConfig(
             K=self.K, e=self.e, T=self.T or default_depth, c=self.c, budget=self.budget or None,
-            parallel=self.parallel, seed=self.seed,
+            parallel=self.parallel, closing=self.closing, seed=self.seed,
             policy_sampling=Sampling(max_new_tokens=self.max_new_tokens),
             simulator_sampling=Sampling(temperature=0.3, max_new_tokens=self.max_new_tokens),
         )
