@@ -24,7 +24,8 @@ from ixmcts.search.run import SearchParams, prepare_search, run_search  # noqa: 
 def main(profile, **kwargs):
     params = SearchParams(**kwargs)
     prepare_search(params)  # bad input fails here, before a run or a model load
-    with tracking.stage_run("search", params.scenario, profile=profile, method="search") as run, \
+    with tracking.stage_run("search", params.scenario, profile=profile, method="search",
+                                                    reward="engagement") as run, \
             tempfile.TemporaryDirectory(prefix="ixmcts-search-") as out:
         outcome = run_search(params, out)
         tracking.log_search(dataclasses.asdict(params), outcome)

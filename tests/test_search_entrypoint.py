@@ -32,7 +32,7 @@ def test_search_run_logs_pairs_params_metrics_datasets_and_artifacts(scenario, t
     (run,) = found
     assert run.info.status == "FINISHED"
     assert run.data.tags["ixmcts.stage"] == "search" and run.data.tags["ixmcts.scenario"] == scenario
-    assert run.data.tags["ixmcts.profile"] == "cpu"
+    assert run.data.tags["ixmcts.profile"] == "cpu" and run.data.tags["ixmcts.reward"] == "engagement"
     p = run.data.params
     assert (p["scenario"], p["K"], p["e"], p["T"], p["policy_model"], p["budget"]) == (scenario, "4", "2", "3", "tiny", "6")
     m = run.data.metrics
@@ -107,15 +107,34 @@ def _write_bad_corpus(tmp_path):
     return d
 
 
+def _write_malformed_psyqa(tmp_path):
+    f = tmp_path / "psyqa.json"
+    f.write_text('[{"questionID": 1, "description": "sad"},')
+    return f
+
+
+def _write_corpus_with_empty_dialogue(tmp_path):
+    from ixmcts.data.samples import P4G_DIR
+
+    d = tmp_path / "empty_p4g"
+    d.mkdir()
+    (d / "full_info.csv").write_text((P4G_DIR / "full_info.csv").read_text())
+    (d / "full_dialog.csv").write_text((P4G_DIR / "full_dialog.csv").read_text() + '99999," ",0,0,20240101-000003_sample_x\n')
+    return d
+
+
 @pytest.mark.parametrize("args,message", [
     (["--scenario", "chess"], "unknown scenario 'chess'"),
     (["--K", "0"], "K must be at least 1"),
     (["--e", "0"], "e must be at least 1"),
     (["--conditions", "nowhere.jsonl"], "nowhere.jsonl: file not found"),
     (["--conditions", "synth", "--data-dir", "BAD"], r"full_info.csv: missing column(s) B6"),
+    (["--scenario", "esc", "--conditions", "MALFORMED"], "psyqa.json: malformed JSON at line 1"),
+    (["--conditions", "corpus", "--data-dir", "EMPTY"], "dialogue 20240101-000003_sample_x: empty dialogue"),
 ])
 def test_bad_input_fails_clearly_with_no_pairs_and_no_finished_run(args, message, tracking_env, tmp_path):
-    args = [a if a != "BAD" else str(_write_bad_corpus(tmp_path)) for a in args]
+    make = {"BAD": _write_bad_corpus, "MALFORMED": _write_malformed_psyqa, "EMPTY": _write_corpus_with_empty_dialogue}
+    args = [str(make[a](tmp_path)) if a in make else a for a in args]
     proc = run_entrypoint("search", "--policy-model", "tiny", *args, cwd=tmp_path)
     assert proc.returncode == 2
     err = [l for l in proc.stderr.splitlines() if l.startswith("error:")]

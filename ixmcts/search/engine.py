@@ -145,6 +145,8 @@ class SearchEngine:
             while not self._finished(i) and sum(t.tree == i for t in self.inflight) < self.config.parallel:
                 traj = self._select(i)
                 if traj is None:
+                    if not any(t.tree == i for t in self.inflight):
+                        self.started[i] = self.config.trajectories  # nothing selectable is left
                     break
                 self.started[i] += 1
                 if traj.action == "done":  # re-visited a finished conversation: no call needed
