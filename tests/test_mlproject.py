@@ -10,7 +10,8 @@ from conftest import ROOT
 
 STAGES = ["main", "search", "sft", "reward", "preference", "align", "evaluate", "compare", "merge", "annotate",
           "prepare", "human-eval"]
-NOT_BUILT = [s for s in STAGES if s != "search"]
+BUILT = ["search", "sft", "reward", "preference", "align"]
+NOT_BUILT = [s for s in STAGES if s not in BUILT]
 
 
 def test_every_stage_is_an_entry_point():
@@ -27,16 +28,22 @@ def test_search_command_renders_with_defaults_and_overrides(tmp_path):
     assert "--K 81" in cmd and "--policy-model smollm2-135m-instruct" in cmd and "--simulator-model ''" in cmd
 
 
-def test_mlproject_search_params_match_the_cli():
-    """Every option of the search entry point is an MLproject parameter and vice versa."""
+@pytest.mark.parametrize("stage", BUILT)
+def test_mlproject_params_match_the_entry_point_options(stage):
+    """Every option of a built entry point is an MLproject parameter and vice versa, and the
+    command passes each one through."""
+    import importlib
+
     import click
 
     sys.path.insert(0, str(ROOT / "entrypoints"))
-    import search as entry  # noqa: PLC0415
-
-    options = {p.name for p in entry.main.params if isinstance(p, click.Option)}
-    declared = set(load_project(str(ROOT)).get_entry_point("search").parameters)
-    assert options == declared
+    entry = importlib.import_module(stage)
+    options = {p.name: p for p in entry.main.params if isinstance(p, click.Option)}
+    ep = load_project(str(ROOT)).get_entry_point(stage)
+    names = {p.name if p.name != "profile_name" else "profile" for p in options.values()}
+    assert names == set(ep.parameters)
+    for p in options.values():
+        assert f"{p.opts[0]} {{" in ep.command, f"{stage}: {p.opts[0]} missing from the command"
 
 
 @pytest.mark.parametrize("stage", NOT_BUILT)

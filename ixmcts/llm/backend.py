@@ -73,21 +73,22 @@ class TransformersBackend:
     prompt via ``num_return_sequences``). Prompts are sorted by length and sent in
     chunks of ``batch_size`` prompts so that padding stays small."""
 
-    def __init__(self, model_path: str, *, batch_size: int = 16, threads: int | None = None, device: str | None = None):
+    def __init__(self, model, *, batch_size: int = 16, threads: int | None = None, device: str | None = None):
+        """``model``: a ``ModelSpec`` (base + adapters), a registry name or a folder."""
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from .models import ModelSpec, load_causal_lm, load_tokenizer
 
         if threads:
             torch.set_num_threads(threads)
+        spec = model if isinstance(model, ModelSpec) else ModelSpec(str(model))
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer = load_tokenizer(spec)
         self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
+        self.model = load_causal_lm(spec, dtype=dtype, device=self.device)
         self.batch_size = batch_size
-        self.model_path = model_path
+        self.spec = spec
         self.stats = GenerationStats()
         end_ids = {self.tokenizer.eos_token_id}
         im_end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")

@@ -17,6 +17,7 @@ from ..data.schema import Condition
 from ..errors import IxmctsError
 from ..io import cache_dir, write_jsonl
 from ..llm.backend import Sampling
+from ..llm.models import ModelSpec
 from ..scenarios import get_scenario
 from .engine import SearchConfig, SearchEngine
 from .pairs import extract_pairs
@@ -75,6 +76,16 @@ class SearchParams:
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _spec_digest(*specs: ModelSpec) -> str:
+    h = hashlib.sha256()
+    for spec in specs:
+        h.update(spec.base.encode())
+        for a in spec.adapters:
+            for f in sorted(Path(a).rglob("*.safetensors")):
+                h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def code_fingerprint() -> str:
     """A hash of the library's Python sources: a checkpoint is resumed only by the same code."""
     root = Path(__file__).resolve().parents[1]
@@ -104,15 +115,21 @@ def prepare_search(params: SearchParams):
     return scenario, config, conditions
 
 
-def run_search(params: SearchParams, output_dir: str | Path, progress: bool = True) -> SearchOutcome:
-    from ..llm import TransformersBackend, resolve_model
+def run_search(params: SearchParams, output_dir: str | Path, progress: bool = True,
+               policy_spec: ModelSpec | None = None, simulator_spec: ModelSpec | None = None) -> SearchOutcome:
+    """``policy_spec``/``simulator_spec``: SFT models (base + adapters); default: the named
+    base models, prompted by the scenario."""
+    from ..llm import TransformersBackend
 
     scenario, config, conditions = prepare_search(params)
-    checkpoint = Path(params.checkpoint_dir or cache_dir("search", params.digest(conditions))) / "checkpoint.json.gz"
-    policy = TransformersBackend(resolve_model(params.policy_model), batch_size=params.batch_size, threads=params.threads or None)
-    sim_name = params.simulator_model or params.policy_model
-    simulator = policy if sim_name == params.policy_model else TransformersBackend(
-        resolve_model(sim_name), batch_size=params.batch_size, threads=params.threads or None)
+    policy_spec = policy_spec or ModelSpec(params.policy_model)
+    simulator_spec = simulator_spec or ModelSpec(params.simulator_model or params.policy_model)
+    policy_spec.check(), simulator_spec.check()
+    key = params.digest(conditions) + "-" + _spec_digest(policy_spec, simulator_spec)
+    checkpoint = Path(params.checkpoint_dir or cache_dir("search", key)) / "checkpoint.json.gz"
+    policy = TransformersBackend(policy_spec, batch_size=params.batch_size, threads=params.threads or None)
+    simulator = policy if simulator_spec == policy_spec else TransformersBackend(
+        simulator_spec, batch_size=params.batch_size, threads=params.threads or None)
 
     total = len(conditions) * config.trajectories
     bars = {

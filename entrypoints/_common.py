@@ -1,0 +1,53 @@
+"""Shared by the entry-point scripts: import the package from this checkout, cast
+profile settings, and the LoRA options every training stage takes."""
+
+import dataclasses
+import random
+import sys
+from pathlib import Path
+
+import click
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+
+from ixmcts.errors import IxmctsError  # noqa: E402
+from ixmcts.train.common import LoraSettings  # noqa: E402
+
+
+def typed(cls, settings: dict, **extra):
+    """Build a stage config dataclass from profile settings (strings from MLflow are cast)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for k, v in {**settings, **extra}.items():
+        if k not in fields:
+            continue
+        kind = type(fields[k].default)
+        if isinstance(v, str) and kind in (int, float):
+            try:
+                v = kind(float(v)) if kind is float or float(v).is_integer() else None
+            except ValueError:
+                v = None
+            if v is None:
+                raise IxmctsError(f"parameter {k} must be a {'whole number' if kind is int else 'number'}, got {settings.get(k, extra.get(k))!r}")
+        values[k] = v
+    return cls(**values)
+
+
+def lora_options(fn):
+    for name, default, help in reversed([("lora_r", 8, "LoRA rank r"), ("lora_alpha", 16, "LoRA alpha"),
+                                         ("lora_dropout", 0.05, "LoRA dropout"),
+                                         ("lora_targets", "all-linear", "LoRA target modules (comma-separated or all-linear)")]):
+        fn = click.option(f"--{name.replace('_', '-')}", name, default=default, type=type(default), show_default=True, help=help)(fn)
+    return fn
+
+
+def lora(lora_r, lora_alpha, lora_dropout, lora_targets) -> LoraSettings:
+    if lora_r < 1:
+        raise IxmctsError(f"lora_r must be at least 1, got {lora_r}")
+    return LoraSettings(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=lora_targets)
+
+
+def subsample(items: list, count: int, seed: int) -> list:
+    if not count or count >= len(items):
+        return items
+    return [items[i] for i in sorted(random.Random(seed).sample(range(len(items)), count))]

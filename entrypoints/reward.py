@@ -1,0 +1,69 @@
+"""MLflow entry point `reward`: the engagement reward model on D_p of a search run.
+
+    mlflow run . -e reward --env-manager local -P scenario=p4g -P search_run=<id>
+"""
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import click
+from _common import lora, lora_options, typed
+
+from ixmcts import tracking
+from ixmcts.cli import reports_errors
+from ixmcts.errors import IxmctsError
+from ixmcts.io import read_jsonl, write_jsonl
+from ixmcts.llm.models import ModelSpec, record_base
+from ixmcts.profiles import stage_settings
+from ixmcts.train.reward import RewardStageConfig, train_reward
+
+
+@click.command()
+@click.option("--scenario", default="p4g", show_default=True)
+@click.option("--search-run", required=True, help="run id of the search whose D_p trains the model")
+@click.option("--base-model", default="", help="backbone (empty: the search policy's base model)")
+@click.option("--profile", "profile_name", default="cpu", show_default=True)
+@click.option("--lr", default="")
+@click.option("--epochs", default="")
+@click.option("--max-steps", default="")
+@click.option("--max-length", default="")
+@click.option("--batch-size", default="")
+@click.option("--val-fraction", default=0.2, type=float, show_default=True)
+@click.option("--seed", default=0, type=int)
+@lora_options
+@reports_errors
+def main(scenario, search_run, base_model, profile_name, val_fraction, seed, **kw):
+    search = tracking.upstream(search_run, "search", scenario)
+    base = base_model or search.data.tags.get("ixmcts.base_model") or search.data.params["policy_model"]
+    settings = stage_settings(profile_name, "reward", {k: kw[k] for k in ("lr", "epochs", "max_steps", "max_length", "batch_size")})
+    config = typed(RewardStageConfig, settings, seed=seed, val_fraction=val_fraction,
+                   lora=lora(kw["lora_r"], kw["lora_alpha"], kw["lora_dropout"], kw["lora_targets"]))
+    with tempfile.TemporaryDirectory(prefix="ixmcts-reward-") as tmp:
+        pairs = read_jsonl(tracking.download(search_run, "data/dp.jsonl", tmp))
+        if not pairs:
+            raise IxmctsError(f"search run {search_run}: D_p is empty, so there is nothing to train a reward model on")
+        with tracking.stage_run("reward", scenario, profile=profile_name, method="reward", reward="engagement") as run:
+            tracking.tag_upstream(search=search_run)
+            tracking.log_params({"base_model": base, "num_pairs": len(pairs),
+                                 **{k: v for k, v in dataclasses.asdict(config).items() if k != "lora"},
+                                 **{f"lora_{k}": v for k, v in dataclasses.asdict(config.lora).items()}})
+            adapter = str(Path(tmp) / "adapter")
+            result = train_reward(ModelSpec(base), pairs, config, adapter)
+            record_base(adapter, base)
+            tracking.log_curve("train/loss", result["loss"])
+            import mlflow
+
+            mlflow.log_metrics({"reward/accuracy": result["val"]["accuracy"], "reward/margin": result["val"]["margin"],
+                                "reward/train_accuracy": result["train"]["accuracy"], "reward/train_margin": result["train"]["margin"],
+                                "reward/train_pairs": result["train_pairs"], "reward/val_pairs": result["val_pairs"]})
+            write_jsonl(Path(tmp) / "val_pairs.jsonl", result["val_records"])
+            mlflow.log_artifact(str(Path(tmp) / "val_pairs.jsonl"), artifact_path="data")
+            mlflow.log_artifacts(adapter, artifact_path="adapters/0")
+            mlflow.set_tags({"ixmcts.base_model": base, "ixmcts.num_adapters": "1"})
+    print(f"\nreward run {run.info.run_id}: validation accuracy {result['val']['accuracy']:.2f}, "
+          f"margin {result['val']['margin']:.3f} on {result['val_pairs']} held-out pairs")
+
+
+if __name__ == "__main__":
+    main()

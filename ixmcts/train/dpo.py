@@ -1,0 +1,44 @@
+"""DPO on D from the SFT policy (TRL DPOTrainer + LoRA). The SFT adapter is merged into
+the base first, so the reference model is exactly the SFT policy (the merged model with
+the DPO adapter disabled)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import IxmctsError
+from .common import LoraSettings, log_history, trainer_arguments
+from .reward import as_preference_rows
+
+
+@dataclass
+class DPOStageConfig:
+    """Paper: LoRA r = 8, β = 0.1, sigmoid loss, lr 5e-6, 2 epochs."""
+
+    beta: float = 0.1  # β: strength of the KL anchor to the reference (SFT) policy
+    loss_type: str = "sigmoid"
+    lr: float = 5e-6
+    epochs: float = 2.0
+    max_steps: int = 0
+    batch_size: int = 4
+    max_length: int = 1024
+    seed: int = 0
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+
+def train_dpo(sft_spec, pairs: list[dict], config: DPOStageConfig, output_dir: str) -> dict:
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from ..llm.models import load_causal_lm, load_tokenizer
+
+    if not pairs:
+        raise IxmctsError("D is empty: nothing to align on")
+    args = DPOConfig(beta=config.beta, loss_type=[config.loss_type],
+                     **trainer_arguments(output_dir, lr=config.lr, epochs=config.epochs, max_steps=config.max_steps,
+                                         batch_size=config.batch_size, seed=config.seed, max_length=config.max_length))
+    trainer = DPOTrainer(model=load_causal_lm(sft_spec), args=args, train_dataset=Dataset.from_list(as_preference_rows(pairs)),
+                         processing_class=load_tokenizer(sft_spec), peft_config=config.lora.config("CAUSAL_LM"))
+    trainer.train()
+    trainer.save_model(output_dir)
+    return {k: log_history(trainer, k) for k in ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")}

@@ -1,0 +1,105 @@
+"""The engagement reward model: a sequence-classification head on the policy's backbone,
+LoRA, trained pairwise on D_p (TRL RewardTrainer), validated on a held-out split."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from ..errors import IxmctsError
+from .common import LoraSettings, log_history, trainer_arguments
+
+
+@dataclass
+class RewardStageConfig:
+    """Paper: LoRA r = 8, lr 1e-4, 10 epochs."""
+
+    lr: float = 1e-4
+    epochs: float = 10.0
+    max_steps: int = 0
+    batch_size: int = 4
+    max_length: int = 1024
+    val_fraction: float = 0.2  # held-out pairs for reward/accuracy
+    seed: int = 0
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+
+def split_pairs(pairs: list[dict], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    if not pairs:
+        raise IxmctsError("D_p is empty: the search produced no preference pairs to train a reward model on")
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(pairs) * val_fraction)) if len(pairs) > 1 else 0
+    return [pairs[i] for i in order[n_val:]], [pairs[i] for i in order[:n_val]]
+
+
+def as_preference_rows(pairs: list[dict]) -> list[dict]:
+    """TRL's conversational preference format."""
+    return [{"prompt": p["context"], "chosen": [{"role": "assistant", "content": p["chosen"]}],
+             "rejected": [{"role": "assistant", "content": p["rejected"]}]} for p in pairs]
+
+
+def load_reward_model(base_spec, adapter: str | None = None):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from ..llm.models import load_tokenizer
+    from ..llm.registry import resolve_model
+
+    tok = load_tokenizer(base_spec)
+    model = AutoModelForSequenceClassification.from_pretrained(resolve_model(base_spec.base), num_labels=1, dtype=torch.float32)
+    model.config.pad_token_id = tok.pad_token_id
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    return model.eval(), tok
+
+
+class RewardScorer:
+    """Scores (context, response) pairs with a trained reward model, in batches."""
+
+    def __init__(self, base_spec, adapter: str, batch_size: int = 8, max_length: int = 1024):
+        self.model, self.tokenizer = load_reward_model(base_spec, adapter)
+        self.tokenizer.padding_side = "right"
+        self.batch_size, self.max_length = batch_size, max_length
+
+    def score(self, contexts: list[list[dict]], responses: list[str]) -> list[float]:
+        import torch
+
+        texts = [self.tokenizer.apply_chat_template(c + [{"role": "assistant", "content": r}], tokenize=False)
+                 for c, r in zip(contexts, responses)]
+        out = []
+        for i in range(0, len(texts), self.batch_size):
+            enc = self.tokenizer(texts[i : i + self.batch_size], return_tensors="pt", padding=True, truncation=True,
+                                 max_length=self.max_length, add_special_tokens=False)
+            with torch.inference_mode():
+                out += self.model(**enc).logits[:, 0].tolist()
+        return out
+
+
+def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> dict:
+    """Pairwise accuracy (chosen scored above rejected) and mean margin on ``pairs``."""
+    if not pairs:
+        return {"accuracy": float("nan"), "margin": float("nan")}
+    chosen = scorer.score([p["context"] for p in pairs], [p["chosen"] for p in pairs])
+    rejected = scorer.score([p["context"] for p in pairs], [p["rejected"] for p in pairs])
+    gaps = [c - r for c, r in zip(chosen, rejected)]
+    return {"accuracy": sum(g > 0 for g in gaps) / len(gaps), "margin": sum(gaps) / len(gaps)}
+
+
+def train_reward(base_spec, pairs: list[dict], config: RewardStageConfig, output_dir: str) -> dict:
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    train, val = split_pairs(pairs, config.val_fraction, config.seed)
+    model, tok = load_reward_model(base_spec)
+    args = RewardConfig(**trainer_arguments(output_dir, lr=config.lr, epochs=config.epochs, max_steps=config.max_steps,
+                                            batch_size=config.batch_size, seed=config.seed, max_length=config.max_length))
+    trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(as_preference_rows(train)),
+                            processing_class=tok, peft_config=config.lora.config("SEQ_CLS"))
+    trainer.train()
+    trainer.save_model(output_dir)
+    scorer = RewardScorer(base_spec, output_dir, max_length=config.max_length)
+    return {"loss": log_history(trainer, "loss"), "train_pairs": len(train), "val_pairs": len(val),
+            "val": evaluate_pairs(scorer, val), "train": evaluate_pairs(scorer, train), "val_records": val}

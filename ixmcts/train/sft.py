@@ -1,0 +1,90 @@
+"""Supervised fine-tuning of the policy and the user simulator (TRL SFTTrainer + LoRA).
+
+Examples are conversational prompt/completion pairs, so the loss covers the assistant turn
+only. Policy: the scenario's policy prompt → the reply (ESC: CoT with the predicted state,
+then the reply). Simulator: the user condition and the talk so far → the user's turn; ESC
+adds one example per dialogue whose output is ``EOC``; P4G ends each dialogue with the
+task's closing question answered by the corpus's actual donation (``B6``, capped at $2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..data.schema import MODEL, USER, Dialogue
+from ..errors import IxmctsError
+from ..scenarios.base import Scenario
+from ..scenarios.esc import END_TOKEN
+from .common import LoraSettings, log_history, trainer_arguments
+
+ROLES = ("policy", "simulator")
+
+
+@dataclass
+class SFTStageConfig:
+    """Paper: LoRA r = 8, lr 5e-5."""
+
+    lr: float = 5e-5
+    epochs: float = 3.0
+    max_steps: int = 0  # > 0 overrides epochs
+    batch_size: int = 4
+    max_length: int = 1024
+    seed: int = 0
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+
+def build_sft_examples(scenario: Scenario, dialogues: list[Dialogue], role: str) -> list[dict]:
+    """One example per turn of ``role`` in every dialogue (plus the end examples)."""
+    if role not in ROLES:
+        raise IxmctsError(f"unknown role {role!r}; choose policy or simulator")
+    speaker = MODEL if role == "policy" else USER
+    examples = []
+    for d in dialogues:
+        for i, turn in enumerate(d.turns):
+            if turn.role != speaker:
+                continue
+            if role == "policy":
+                prompt, target = scenario.policy_messages(d.condition, d.turns[:i]), scenario.policy_target(turn)
+            else:
+                prompt, target = scenario.simulator_messages(d.condition, d.turns[:i]), scenario.simulator_target(turn)
+            examples.append(_example(d, prompt, target))
+        if role == "simulator":
+            examples.append(_end_example(scenario, d))
+    if not examples:
+        raise IxmctsError(f"no {role} turns in {len(dialogues)} dialogues")
+    return examples
+
+
+def _example(d: Dialogue, prompt: list[dict], target: str) -> dict:
+    return {"dialogue_id": d.id, "prompt": prompt, "completion": [{"role": "assistant", "content": target}]}
+
+
+def _end_example(scenario: Scenario, d: Dialogue) -> dict:
+    if scenario.name == "esc":
+        return _example(d, scenario.simulator_messages(d.condition, d.turns), END_TOKEN)
+    donation = d.meta.get("donation")
+    if donation is None:
+        raise IxmctsError(f"P4G dialogue {d.id}: no donation (B6) to end the simulator's dialogue with")
+    question, answer_start = scenario.closing_messages()
+    return _example(d, scenario.simulator_messages(d.condition, d.turns) + [question],
+                    f"{answer_start['content']}{donation:.2f}.")
+
+
+def train_sft(base_spec, examples: list[dict], config: SFTStageConfig, output_dir: str) -> dict:
+    """Train a LoRA adapter on ``examples``; save it in ``output_dir``; return the loss curve."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from ..llm.models import load_causal_lm, load_tokenizer
+
+    rows = [{"prompt": e["prompt"], "completion": e["completion"]} for e in examples]
+    # keep_end: an over-long example loses the start of its prompt, never the target turn
+    # (TRL drops examples whose target was cut away entirely).
+    args = SFTConfig(truncation_mode="keep_end",
+                     **trainer_arguments(output_dir, lr=config.lr, epochs=config.epochs, max_steps=config.max_steps,
+                                         batch_size=config.batch_size, seed=config.seed, max_length=config.max_length))
+    trainer = SFTTrainer(model=load_causal_lm(base_spec), args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=load_tokenizer(base_spec), peft_config=config.lora.config("CAUSAL_LM"))
+    trainer.train()
+    trainer.save_model(output_dir)
+    return {"loss": log_history(trainer, "loss"), "mean_token_accuracy": log_history(trainer, "mean_token_accuracy")}
