@@ -51,3 +51,15 @@ def test_unbuilt_stages_fail_with_a_clear_message(stage):
     proc = subprocess.run([sys.executable, str(ROOT / "entrypoints" / "not_implemented.py"), stage],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "not implemented yet" in proc.stderr and stage in proc.stderr
+
+
+def test_pins_agree_between_pyproject_and_conda():
+    import tomllib
+
+    import yaml
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    conda = yaml.safe_load((ROOT / "conda.yaml").read_text())
+    pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
+    assert set(deps) <= set(pip)
+    assert "torch==2.13.0" in pip and all("==" in d for d in deps)

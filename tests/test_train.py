@@ -1,0 +1,128 @@
+"""Training stages on the tiny model: data builders, SFT, reward model, D_t, DPO."""
+
+import pytest
+
+from conftest import P4G_REAL
+from ixmcts.data import MODEL, USER, load_dialogues
+from ixmcts.data.p4g import load_p4g
+from ixmcts.data.schema import Condition, Dialogue, Turn
+from ixmcts.errors import IxmctsError
+from ixmcts.llm.models import ModelSpec, adapter_base, record_base
+from ixmcts.scenarios import get_scenario
+from ixmcts.scenarios.donation import parse_donation
+from ixmcts.train.dpo import DPOStageConfig, train_dpo
+from ixmcts.train.preference import PreferenceStageConfig, build_dt, merge_preferences
+from ixmcts.train.reward import RewardStageConfig, split_pairs, train_reward
+from ixmcts.train.sft import SFTStageConfig, build_sft_examples, train_sft
+
+CTX = [{"role": "system", "content": "You are a persuader."}, {"role": "user", "content": "Hi."}]
+
+
+def systematic_pairs(n=24):
+    return [{"context": CTX, "chosen": f"Children need your help, please donate {i}.", "rejected": f"whatever {i} no"}
+            for i in range(n)]
+
+
+def check_decisions(dialogues):
+    p4g = get_scenario("p4g")
+    examples = build_sft_examples(p4g, dialogues, "simulator")
+    last = {}
+    for e in examples:
+        last[e["dialogue_id"]] = e
+    for d in dialogues:
+        answer = last[d.id]["completion"][0]["content"]
+        assert "how much" in last[d.id]["prompt"][-1]["content"]  # the closing question
+        assert parse_donation(answer) == pytest.approx(min(d.meta["donation"], 2.0), abs=0.005), (d.id, answer)
+
+
+def test_p4g_simulator_examples_end_with_the_corpus_donation_on_samples():
+    check_decisions(load_dialogues("p4g", "sample"))
+
+
+@pytest.mark.skipif(not (P4G_REAL / "full_dialog.csv").exists(), reason="no ../shared/data/p4g here")
+def test_p4g_simulator_examples_end_with_the_corpus_donation_on_the_real_corpus():
+    check_decisions(load_p4g(P4G_REAL))
+
+
+def test_sft_examples_per_role():
+    p4g = get_scenario("p4g")
+    dialogues = load_dialogues("p4g", "sample")
+    policy = build_sft_examples(p4g, dialogues, "policy")
+    assert len(policy) == sum(t.role == MODEL for d in dialogues for t in d.turns)
+    assert all(e["prompt"][0]["content"] == p4g.policy_system() for e in policy)
+    sim = build_sft_examples(p4g, dialogues, "simulator")
+    assert len(sim) == sum(t.role == USER for d in dialogues for t in d.turns) + len(dialogues)
+    assert all(d.condition.description in e["prompt"][0]["content"] for d in dialogues[:1] for e in sim[:3])
+    with pytest.raises(IxmctsError, match="unknown role"):
+        build_sft_examples(p4g, dialogues, "critic")
+
+
+def test_esc_examples_carry_the_cot_and_one_eoc_end_per_dialogue():
+    esc = get_scenario("esc", language="en")
+    cond = Condition("c", "esc", "I failed my exam.")
+    d = Dialogue("d1", "esc", cond, [Turn(USER, "I failed.", state="[Shown]\nFeelings: sad"),
+                                     Turn(MODEL, "I'm sorry.", state="[Shown]\nFeelings: sad")])
+    (policy,) = build_sft_examples(esc, [d], "policy")
+    target = policy["completion"][0]["content"]
+    assert target.startswith(esc.words.lead_in) and esc.parse_policy(target).reply == "I'm sorry."
+    sim = build_sft_examples(esc, [d], "simulator")
+    assert [e["completion"][0]["content"] for e in sim][-1] == "EOC"
+    assert sum(e["completion"][0]["content"] == "EOC" for e in sim) == 1
+    assert esc.parse_simulator(sim[0]["completion"][0]["content"]).state == "[Shown]\nFeelings: sad"
+
+
+def test_sft_loss_decreases_and_adapter_records_its_base(tmp_path, tiny_model):
+    examples = build_sft_examples(get_scenario("p4g"), load_dialogues("p4g", "sample"), "policy")[:64]
+    out = str(tmp_path / "sft")
+    curves = train_sft(ModelSpec("tiny"), examples, SFTStageConfig(lr=3e-3, max_steps=25, max_length=512), out)
+    losses = [v for _, v in curves["loss"]]
+    assert len(losses) == 25 and sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    record_base(out, "tiny")
+    assert adapter_base(out) == "tiny"
+    with pytest.raises(IxmctsError, match="trained on base model 'tiny'"):
+        ModelSpec("smollm2-135m-instruct", (out,)).check()
+
+
+def test_reward_model_learns_a_systematic_preference(tmp_path, tiny_model):
+    result = train_reward(ModelSpec("tiny"), systematic_pairs(), RewardStageConfig(lr=2e-3, max_steps=30, max_length=256),
+                          str(tmp_path / "rm"))
+    assert result["val_pairs"] == 5 and result["train_pairs"] == 19
+    assert result["val"]["accuracy"] > 0.5 and result["val"]["margin"] > 0
+
+
+def test_reward_split_and_empty_dp():
+    train, val = split_pairs(systematic_pairs(10), 0.2, seed=0)
+    assert len(train) == 8 and len(val) == 2 and not {id(p) for p in train} & {id(p) for p in val}
+    with pytest.raises(IxmctsError, match="D_p is empty"):
+        split_pairs([], 0.2, 0)
+
+
+def test_dpo_reward_margins_increase(tmp_path, tiny_model):
+    curves = train_dpo(ModelSpec("tiny"), systematic_pairs(16), DPOStageConfig(lr=2e-3, max_steps=12, max_length=256),
+                       str(tmp_path / "dpo"))
+    margins = [v for _, v in curves["rewards/margins"]]
+    assert margins[0] == pytest.approx(0.0, abs=1e-4)  # the policy starts as its own reference
+    assert margins[-1] > margins[0] + 0.5
+    with pytest.raises(IxmctsError, match="D is empty"):
+        train_dpo(ModelSpec("tiny"), [], DPOStageConfig(), str(tmp_path / "none"))
+
+
+class FixedPolicy:
+    def generate(self, prompts, n, sampling, seed=0):
+        return [[f"reply {k}" for k in range(n)] for _ in prompts]
+
+
+class LengthScorer:
+    def score(self, contexts, responses):
+        return [float(r.split()[-1]) for r in responses]
+
+
+def test_dt_keeps_best_and_worst_above_the_margin_and_d_keeps_provenance():
+    cfg = PreferenceStageConfig(n=3, margin=0.5, max_new_tokens=8)
+    dt = build_dt(FixedPolicy(), LengthScorer(), [CTX, CTX], cfg, "p4g")
+    assert len(dt) == 2 and all(p["chosen"] == "reply 2" and p["rejected"] == "reply 0" for p in dt)
+    assert build_dt(FixedPolicy(), LengthScorer(), [CTX], PreferenceStageConfig(n=3, margin=5.0), "p4g") == []
+    with pytest.raises(IxmctsError, match="at least 2"):
+        build_dt(FixedPolicy(), LengthScorer(), [CTX], PreferenceStageConfig(n=1), "p4g")
+    d = merge_preferences([{"context": CTX, "chosen": "a", "rejected": "b"}], dt)
+    assert [p["source"] for p in d] == ["search", "rm", "rm"]

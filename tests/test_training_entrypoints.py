@@ -1,0 +1,146 @@
+"""The training entry points chained on the tiny model, as the README shows, and their
+refusals of bad upstream runs."""
+
+import json
+import re
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import run_entrypoint
+from ixmcts.io import read_jsonl
+
+TRAIN = ["--base-model", "tiny", "--max-steps", "6", "--lr", "2e-3", "--max-length", "384"]
+
+
+def ok(proc):
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return re.search(r"run ([0-9a-f]{32})", proc.stdout).group(1)
+
+
+def fails(proc, message):
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory, tiny_model):
+    """sft(policy) → sft(simulator) → search → reward → preference → align, on one store."""
+    import os
+
+    tmp = tmp_path_factory.mktemp("chain")
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri = f"sqlite:///{tmp / 'mlruns.db'}"
+    try:
+        runs = {"policy": ok(run_entrypoint("sft", "--role", "policy", *TRAIN, cwd=tmp)),
+                "simulator": ok(run_entrypoint("sft", "--role", "simulator", *TRAIN, cwd=tmp))}
+        runs["search"] = ok(run_entrypoint(
+            "search", "--policy-run", runs["policy"], "--simulator-run", runs["simulator"], "--K", "4", "--e", "2", "--T", "3",
+            "--num-conditions", "3", "--max-new-tokens", "16", "--closing", "true", "--threads", "1", "--seed", "2", cwd=tmp))
+        runs["reward"] = ok(run_entrypoint("reward", "--search-run", runs["search"], "--max-steps", "6", "--lr", "2e-3",
+                                           "--max-length", "384", cwd=tmp))
+        runs["preference"] = ok(run_entrypoint("preference", "--policy-run", runs["policy"], "--reward-run", runs["reward"],
+                                               "--num-contexts", "5", "--n", "3", "--max-new-tokens", "12", cwd=tmp))
+        runs["align"] = ok(run_entrypoint("align", "--policy-run", runs["policy"], "--preference-run", runs["preference"],
+                                          "--max-steps", "6", "--lr", "2e-3", "--max-length", "384", cwd=tmp))
+        yield {"uri": uri, "tmp": tmp, "runs": runs}
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+def test_each_stage_names_its_upstream_runs(chain):
+    client, runs = MlflowClient(chain["uri"]), chain["runs"]
+    tags = {name: client.get_run(rid).data.tags for name, rid in runs.items()}
+    assert tags["policy"]["ixmcts.role"] == "policy" and tags["simulator"]["ixmcts.role"] == "simulator"
+    assert tags["search"]["ixmcts.upstream.policy"] == runs["policy"]
+    assert tags["search"]["ixmcts.upstream.simulator"] == runs["simulator"]
+    assert tags["reward"]["ixmcts.upstream.search"] == runs["search"]
+    assert tags["preference"]["ixmcts.upstream.reward"] == runs["reward"]
+    assert tags["align"]["ixmcts.upstream.preference"] == runs["preference"]
+    assert all(t["ixmcts.profile"] == "cpu" and t["ixmcts.scenario"] == "p4g" for t in tags.values())
+
+
+def test_sft_logs_loss_dataset_adapter_and_model(chain):
+    client = MlflowClient(chain["uri"])
+    run = client.get_run(chain["runs"]["policy"])
+    losses = client.get_metric_history(run.info.run_id, "train/loss")
+    assert len(losses) == 6 and "train/loss_final" in run.data.metrics
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"sft-policy"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"adapters", "data"}
+    mlflow.set_tracking_uri(chain["uri"])
+    info = mlflow.models.get_model_info(f"runs:/{run.info.run_id}/model")  # MLflow 3: a LoggedModel of the run
+    assert "python_function" in info.flavors
+    assert run.data.params["base_model"] == "tiny" and run.data.params["lr"] == "0.002"
+
+
+def test_reward_and_preference_metrics_and_provenance(chain):
+    client = MlflowClient(chain["uri"])
+    reward = client.get_run(chain["runs"]["reward"]).data.metrics
+    assert 0.0 <= reward["reward/accuracy"] <= 1.0 and "reward/margin" in reward
+    pref = client.get_run(chain["runs"]["preference"])
+    d = read_jsonl(client.download_artifacts(pref.info.run_id, "data/d.jsonl", str(chain["tmp"] / "d")))
+    sources = [p["source"] for p in d]
+    assert sources.count("search") == pref.data.metrics["preference/dp_pairs"] > 0
+    assert sources.count("rm") == pref.data.metrics["preference/dt_pairs"] > 0
+    assert {x.dataset.name for x in pref.inputs.dataset_inputs} == {"D_t", "D"}
+
+
+def test_aligned_model_reloads_from_mlflow_and_generates(chain):
+    mlflow.set_tracking_uri(chain["uri"])
+    run = MlflowClient(chain["uri"]).get_run(chain["runs"]["align"])
+    assert run.data.tags["ixmcts.num_adapters"] == "2"  # SFT adapter, then the DPO adapter
+    assert "train/rewards_margins_final" in run.data.metrics
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    messages = [{"role": "system", "content": "You are a persuader."}, {"role": "user", "content": "Hi."}]
+    out = model.predict(pd.DataFrame({"messages": [json.dumps(messages), json.dumps(messages)]}))
+    assert len(out) == 2 and all(isinstance(t, str) and t for t in out)
+
+
+def _fake_run(stage, scenario, **tags):
+    with mlflow.start_run(experiment_id=mlflow.set_experiment(f"ixmcts-{scenario}").experiment_id) as run:
+        mlflow.set_tags({"ixmcts.stage": stage, "ixmcts.scenario": scenario, **tags})
+        return run.info.run_id
+
+
+def _stage_runs(uri, stage):
+    client = MlflowClient(uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, filter_string=f"tags.`ixmcts.stage` = '{stage}'")
+
+
+def test_bad_upstream_runs_fail_before_any_work(chain, tmp_path):
+    mlflow.set_tracking_uri(chain["uri"])
+    runs, tmp = chain["runs"], chain["tmp"]
+    before = {s: len(_stage_runs(chain["uri"], s)) for s in ("sft", "search", "reward", "preference", "align")}
+
+    empty = _fake_run("search", "p4g", **{"ixmcts.base_model": "tiny"})
+    (tmp_path / "dp.jsonl").write_text("")
+    MlflowClient(chain["uri"]).log_artifact(empty, str(tmp_path / "dp.jsonl"), "data")
+    MlflowClient(chain["uri"]).set_terminated(empty)
+    fails(run_entrypoint("reward", "--search-run", empty, *TRAIN[2:], cwd=tmp), "D_p is empty")
+
+    esc_reward = _fake_run("reward", "esc")
+    MlflowClient(chain["uri"]).set_terminated(esc_reward)
+    fails(run_entrypoint("preference", "--policy-run", runs["policy"], "--reward-run", esc_reward, cwd=tmp),
+          "is for scenario 'esc', not 'p4g'")
+
+    other_base = _fake_run("preference", "p4g", **{"ixmcts.base_model": "smollm2-135m-instruct"})
+    MlflowClient(chain["uri"]).set_terminated(other_base)
+    fails(run_entrypoint("align", "--policy-run", runs["policy"], "--preference-run", other_base, cwd=tmp),
+          "the base models do not match")
+
+    fails(run_entrypoint("align", "--policy-run", runs["simulator"], "--preference-run", runs["preference"], cwd=tmp),
+          "trained the 'simulator', not the policy")
+    fails(run_entrypoint("search", "--policy-run", "0" * 32, cwd=tmp), "not found")
+    fails(run_entrypoint("reward", "--search-run", runs["policy"], cwd=tmp), "is a sft run, not a search run")
+    fails(run_entrypoint("sft", "--lr", "fast", "--base-model", "tiny", cwd=tmp), "parameter lr must be a number")
+
+    fakes = {empty, esc_reward, other_base}
+    for stage, count in before.items():  # no refused command left a run of its own, finished or not
+        assert len([r for r in _stage_runs(chain["uri"], stage) if r.info.run_id not in fakes]) == count
