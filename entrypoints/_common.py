@@ -47,6 +47,14 @@ def lora(lora_r, lora_alpha, lora_dropout, lora_targets) -> LoraSettings:
     return LoraSettings(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=lora_targets)
 
 
+def config_params(config) -> dict:
+    """A stage config as flat run parameters (its LoRA block as ``lora_*``)."""
+    params = {k: v for k, v in dataclasses.asdict(config).items() if k != "lora"}
+    if hasattr(config, "lora"):
+        params.update({f"lora_{k}": v for k, v in dataclasses.asdict(config.lora).items()})
+    return params
+
+
 def subsample(items: list, count: int, seed: int) -> list:
     if not count or count >= len(items):
         return items

@@ -3,12 +3,11 @@
     mlflow run . -e align --env-manager local -P policy_run=<sft id> -P preference_run=<id>
 """
 
-import dataclasses
 import tempfile
 from pathlib import Path
 
 import click
-from _common import lora, lora_options, typed
+from _common import config_params, lora, lora_options, typed
 
 from ixmcts import tracking
 from ixmcts.cli import reports_errors
@@ -50,8 +49,7 @@ def main(scenario, policy_run, preference_run, profile_name, seed, **kw):
         with tracking.stage_run("align", scenario, profile=profile_name, method="aligned", reward="engagement") as run:
             tracking.tag_upstream(policy=policy_run, preference=preference_run)
             tracking.log_params({"base_model": base, "num_pairs": len(pairs),
-                                 **{k: v for k, v in dataclasses.asdict(config).items() if k != "lora"},
-                                 **{f"lora_{k}": v for k, v in dataclasses.asdict(config.lora).items()}})
+                                 **config_params(config)})
             adapter = str(Path(tmp) / "dpo")
             curves = train_dpo(sft_spec, pairs, config, adapter)
             record_base(adapter, base)

@@ -3,12 +3,11 @@
     mlflow run . -e reward --env-manager local -P scenario=p4g -P search_run=<id>
 """
 
-import dataclasses
 import tempfile
 from pathlib import Path
 
 import click
-from _common import lora, lora_options, typed
+from _common import config_params, lora, lora_options, typed
 
 from ixmcts import tracking
 from ixmcts.cli import reports_errors
@@ -46,8 +45,7 @@ def main(scenario, search_run, base_model, profile_name, val_fraction, seed, **k
         with tracking.stage_run("reward", scenario, profile=profile_name, method="reward", reward="engagement") as run:
             tracking.tag_upstream(search=search_run)
             tracking.log_params({"base_model": base, "num_pairs": len(pairs),
-                                 **{k: v for k, v in dataclasses.asdict(config).items() if k != "lora"},
-                                 **{f"lora_{k}": v for k, v in dataclasses.asdict(config.lora).items()}})
+                                 **config_params(config)})
             adapter = str(Path(tmp) / "adapter")
             result = train_reward(ModelSpec(base), pairs, config, adapter)
             record_base(adapter, base)

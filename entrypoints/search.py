@@ -8,7 +8,7 @@ import dataclasses
 import tempfile
 
 import click
-from _common import IxmctsError  # noqa: F401  (puts this checkout on sys.path)
+import _common  # noqa: F401  (puts this checkout on sys.path)
 
 from ixmcts import tracking
 from ixmcts.cli import SEARCH_HELP, dataclass_options, reports_errors

@@ -3,12 +3,11 @@
     mlflow run . -e sft --env-manager local -P scenario=p4g -P role=policy
 """
 
-import dataclasses
 import tempfile
 from pathlib import Path
 
 import click
-from _common import lora, lora_options, subsample, typed
+from _common import config_params, lora, lora_options, subsample, typed
 
 from ixmcts import tracking
 from ixmcts.cli import reports_errors
@@ -47,8 +46,7 @@ def main(scenario, role, base_model, data, language, profile_name, seed, **kw):
     with tracking.stage_run("sft", scenario, profile=profile_name, role=role, method="sft") as run, \
             tempfile.TemporaryDirectory(prefix="ixmcts-sft-") as tmp:
         tracking.log_params({"base_model": base, "language": sc.language if scenario == "esc" else "en",
-                             "num_examples": len(examples), **{k: v for k, v in dataclasses.asdict(config).items() if k != "lora"},
-                             **{f"lora_{k}": v for k, v in dataclasses.asdict(config.lora).items()}})
+                             "num_examples": len(examples), **config_params(config)})
         write_jsonl(Path(tmp) / "sft.jsonl", examples)
         tracking.log_jsonl_dataset(Path(tmp) / "sft.jsonl", f"sft-{role}", "sft", json_columns=("prompt", "completion"))
         adapter = str(Path(tmp) / "adapter")

@@ -4,6 +4,7 @@ so an interrupted or failed run never leaves a half-written file behind."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import tempfile
@@ -77,6 +78,15 @@ def read_json(path: str | os.PathLike):
             return json.load(fh)
     except json.JSONDecodeError as exc:
         raise IxmctsError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
+
+
+def code_fingerprint() -> str:
+    """A hash of the library's Python sources: a checkpoint is resumed only by the same code."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def cache_dir(*parts: str) -> Path:

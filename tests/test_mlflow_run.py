@@ -48,3 +48,47 @@ def test_mlflow_run_search_on_the_embedded_default(tmp_path):
     assert run.info.status == "FINISHED"
     assert run.data.params["policy_model"] == "smollm2-135m-instruct"
     assert run.data.metrics["search/trajectories"] == 8 and run.data.metrics["search/generated_tokens"] > 0
+
+
+TINY_OVERRIDES = {
+    "sft": {"base_model": "tiny", "max_steps": 6, "lr": 0.002, "max_length": 384},
+    "search": {"K": 4, "e": 2, "T": 3, "num_conditions": 3, "max_new_tokens": 16, "threads": 1, "seed": 2},
+    "reward": {"max_steps": 4, "lr": 0.002, "max_length": 384},
+    "preference": {"num_contexts": 3, "n": 3, "max_new_tokens": 12},
+    "align": {"max_steps": 4, "lr": 0.002, "max_length": 384},
+    "evaluate": {"num_interactions": 3, "max_turns": 6, "max_new_tokens": 12, "threads": 1},
+}
+
+
+@pytest.mark.slow
+def test_pipeline_runs_every_stage_then_reuses_every_child(tmp_path, tiny_model):
+    import json
+    import time
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    env.pop("MLFLOW_RUN_ID", None)
+    subprocess.run([sys.executable, "-m", "ixmcts.cli", "init-tracking"], env=env, check=True, cwd=tmp_path, capture_output=True)
+    out = tmp_path / "results"
+    args = [str(Path(bindir) / "mlflow"), "run", str(ROOT), "-e", "main", "--env-manager", "local", "--experiment-name",
+            "ixmcts-p4g", "-P", "scenario=p4g", "-P", f"overrides={json.dumps(TINY_OVERRIDES)}", "-P", f"output_dir={out}"]
+    first = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert first.returncode == 0, first.stderr[-4000:]
+    assert first.stdout.count("[main]") == 13 and "reusing" not in first.stdout  # 12 stages + the summary
+    table = (out / "table2.md").read_text()
+    assert "| Aligned | Engagement |" in table and (out / "table2.png").exists()
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("ixmcts-p4g").experiment_id
+    parent = client.search_runs([exp], filter_string="tags.`ixmcts.stage` = 'main'")[0]
+    children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    stages = sorted(r.data.tags["ixmcts.stage"] for r in children)
+    assert stages == sorted(["sft", "sft", "search", "reward", "preference", "align", "compare"] + ["evaluate"] * 5)
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "results")} >= {"results/table2.md", "results/table2.png"}
+
+    start = time.time()
+    again = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert again.stdout.count("reusing finished run") == 12  # every child: 2 sft, search, reward, preference, align, 5 evaluate, compare
+    assert time.time() - start < 120

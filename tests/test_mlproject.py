@@ -10,7 +10,7 @@ from conftest import ROOT
 
 STAGES = ["main", "search", "sft", "reward", "preference", "align", "evaluate", "compare", "merge", "annotate",
           "prepare", "human-eval"]
-BUILT = ["search", "sft", "reward", "preference", "align"]
+BUILT = ["main", "search", "sft", "reward", "preference", "align", "evaluate", "compare"]
 NOT_BUILT = [s for s in STAGES if s not in BUILT]
 
 

@@ -144,3 +144,54 @@ def test_bad_upstream_runs_fail_before_any_work(chain, tmp_path):
     fakes = {empty, esc_reward, other_base}
     for stage, count in before.items():  # no refused command left a run of its own, finished or not
         assert len([r for r in _stage_runs(chain["uri"], stage) if r.info.run_id not in fakes]) == count
+
+
+EVAL = ["--num-interactions", "3", "--conditions-offset", "10", "--max-turns", "6", "--max-new-tokens", "12",
+        "--closing", "true", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(chain):
+    runs, tmp = chain["runs"], chain["tmp"]
+    sim = ["--simulator-run", runs["simulator"]]
+    return {
+        "sft": ok(run_entrypoint("evaluate", "--method", "sft", "--policy-run", runs["policy"], *sim, *EVAL, cwd=tmp)),
+        "bon": ok(run_entrypoint("evaluate", "--method", "bon", "--reward", "engagement", "--policy-run", runs["policy"],
+                                 "--reward-run", runs["reward"], *sim, *EVAL, cwd=tmp)),
+        "strategy": ok(run_entrypoint("evaluate", "--method", "bon", "--reward", "strategy", "--policy-run", runs["policy"],
+                                      *sim, *EVAL, cwd=tmp)),
+        "aligned": ok(run_entrypoint("evaluate", "--method", "aligned", "--aligned-run", runs["align"], *sim, *EVAL, cwd=tmp)),
+    }
+
+
+def test_evaluate_every_method_on_the_same_conditions(chain, evaluated):
+    runs, tmp, ids = chain["runs"], chain["tmp"], evaluated
+    client = MlflowClient(chain["uri"])
+    conditions = None
+    for name, rid in ids.items():
+        run = client.get_run(rid)
+        m = run.data.metrics
+        assert run.data.tags["ixmcts.stage"] == "evaluate" and m["eval/interactions"] == 3
+        assert m["eval/donation_mean_ci_low"] <= m["eval/donation_mean"] <= m["eval/donation_mean_ci_high"]
+        records = read_jsonl(client.download_artifacts(rid, "data/interactions.jsonl", str(tmp / rid)))
+        assert all(r["ended"] for r in records)  # the closing question at the turn limit
+        ids_here = [r["condition_id"] for r in records]
+        conditions = conditions or ids_here
+        assert ids_here == conditions  # paired: every method sees the same held-out conditions
+        if name in ("bon", "strategy"):
+            assert all(0 <= k < 3 for r in records for k in r["chosen"])
+    assert client.get_run(ids["bon"]).data.tags["ixmcts.reward"] == "engagement"
+    fails(run_entrypoint("evaluate", "--method", "aligned", *EVAL, cwd=tmp), "needs aligned_run")
+    fails(run_entrypoint("evaluate", "--method", "bon", "--policy-run", runs["policy"], *EVAL, cwd=tmp), "needs reward_run")
+
+
+def test_compare_builds_table2_from_the_tracked_evaluate_runs(chain, evaluated):
+    out = chain["tmp"] / "results"
+    proc = run_entrypoint("compare", "--output-dir", str(out), cwd=chain["tmp"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    md = (out / "table2.md").read_text()
+    sft = next(l for l in md.splitlines() if l.startswith("| SFT"))
+    assert sft.split(" | ")[2] == "—"  # no ESC evaluation was run: missing, not filled in
+    assert "[" in sft.split(" | ")[5]  # the P4G donation with its CI
+    assert (out / "table2.png").exists() and (out / "table2.csv").exists() and (out / "table2.tex").exists()
+    assert "profile `cpu`" in md

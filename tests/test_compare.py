@@ -1,0 +1,29 @@
+"""Table 2 rendering from fake evaluation results."""
+
+from ixmcts.evaluate.compare import Result, build_table, plot, to_csv, to_latex, to_markdown
+
+
+def fake(scenario, method, reward, value, run_id, outcomes):
+    key = "eval/engaged_rate" if scenario == "esc" else "eval/donation_mean"
+    return Result(scenario, method, reward, {key: value, key + "_ci_low": value - 0.1, key + "_ci_high": value + 0.1,
+                                             "eval/turns_mean": 18.0}, run_id, outcomes)
+
+
+def test_table_with_a_missing_cell_and_paired_tests(tmp_path):
+    same = {f"c{i}": 0.25 for i in range(20)}
+    better = {f"c{i}": 1.0 for i in range(20)}
+    results = [fake("p4g", "sft", "-", 0.5, "r1", same), fake("p4g", "aligned", "engagement", 2.0, "r2", better),
+               fake("p4g", "bon", "engagement", 0.5, "r3", dict(same)), fake("esc", "sft", "-", 0.6, "r4", {})]
+    table = build_table(results)
+    assert table[("aligned", "engagement")]["p4g"].p_vs_sft < 0.01
+    assert table[("bon", "engagement")]["p4g"].p_vs_sft == 1.0
+    md = to_markdown(table, "profile cpu")
+    lines = md.splitlines()
+    aligned = next(l for l in lines if l.startswith("| Aligned"))
+    assert "2.00 [1.90, 2.10]" in aligned and "80.47%" in aligned and "1.29" in aligned  # ours beside the paper's
+    knowledge = next(l for l in lines if "| Knowledge |" in l)
+    assert knowledge.split(" | ")[2] == "—" and knowledge.split(" | ")[5] == "—"  # missing stays missing
+    assert "60.00% [50.00%, 70.00%]" in next(l for l in lines if l.startswith("| SFT"))
+    assert to_csv(table).count("\n") == 6 and "\\toprule" in to_latex(table)
+    plot(table, str(tmp_path / "table2.png"))
+    assert (tmp_path / "table2.png").stat().st_size > 1000

@@ -1,0 +1,67 @@
+"""Batched interactions and Best-of-N selection with scripted models."""
+
+import pytest
+
+from fakes import ScriptedBackend
+from ixmcts.data import load_conditions
+from ixmcts.errors import IxmctsError
+from ixmcts.evaluate import AdviceChooser, EvalConfig, RewardChooser, interact, summarize
+from ixmcts.scenarios import get_scenario
+
+
+@pytest.mark.parametrize("scenario", ["p4g", "esc"])
+def test_interactions_run_batched_to_an_end_or_the_turn_limit(scenario):
+    sc = get_scenario(scenario, language="en")
+    backend = ScriptedBackend()
+    conditions = load_conditions(scenario, "sample", 6)
+    records = interact(sc, backend, backend, conditions, EvalConfig(max_turns=8, seed=1))
+    assert [r["condition_id"] for r in records] == [c.id for c in conditions]
+    for r in records:
+        assert r["ended"] or r["hit_limit"]
+        assert r["num_turns"] <= 8 and r["turns"][0]["role"] == ("user" if sc.user_speaks_first else "model")
+        assert all(a["role"] != b["role"] for a, b in zip(r["turns"], r["turns"][1:]))
+        if not r["ended"]:
+            assert r["engagement"] == 0.0
+    assert max(backend.batches) == 6  # every active dialogue in one call per round and role
+    again = interact(sc, ScriptedBackend(), ScriptedBackend(), conditions, EvalConfig(max_turns=8, seed=1))
+    assert again == records  # same conditions, same seeds → same interactions
+    assert summarize(records, scenario)["eval/interactions"] == 6
+
+
+def test_closing_question_at_the_turn_limit_ends_every_p4g_dialogue():
+    sc = get_scenario("p4g")
+    records = interact(sc, ScriptedBackend(), ScriptedBackend(), load_conditions("p4g", "sample", 8),
+                       EvalConfig(max_turns=4, closing=True))
+    assert all(r["ended"] for r in records)
+
+
+class ByLength:
+    def score(self, contexts, responses):
+        return [float(len(r)) for r in responses]
+
+
+def test_bon_picks_the_highest_scoring_candidate():
+    chooser = RewardChooser(ByLength())
+    assert chooser.choose([[], []], [["a", "ccc", "bb"], ["zz", "y", "zz"]]) == [1, 0]  # first on ties
+
+
+class Advisor:
+    def generate(self, prompts, n, sampling, seed=0):
+        return [["Tell them how a donation feeds hungry children."] for _ in prompts]
+
+
+def test_bon_advice_picks_the_candidate_closest_to_the_advice():
+    chooser = AdviceChooser(Advisor(), "strategy", "p4g")
+    cands = [["The weather is nice today.", "Your donation can feed hungry children.", "I like football."]]
+    assert chooser.choose([[{"role": "system", "content": "x"}]], cands) == [1]
+    with pytest.raises(IxmctsError, match="unknown BoN reward"):
+        AdviceChooser(Advisor(), "vibes", "p4g")
+
+
+def test_bon_records_which_candidate_was_chosen():
+    sc = get_scenario("p4g")
+    records = interact(sc, ScriptedBackend(), ScriptedBackend(), load_conditions("p4g", "sample", 3),
+                       EvalConfig(max_turns=6, n=3), chooser=RewardChooser(ByLength()))
+    assert all(len(r["chosen"]) == sum(t["role"] == "model" for t in r["turns"]) for r in records)
+    with pytest.raises(IxmctsError, match="needs a chooser"):
+        interact(sc, ScriptedBackend(), ScriptedBackend(), [], EvalConfig(n=3))
