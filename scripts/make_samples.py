@@ -2,8 +2,9 @@
 
     python scripts/make_samples.py
 
-Deterministic: rerunning rewrites identical files. P4G: 30 dialogues in
-``full_dialog.csv``/``full_info.csv`` + 30 synthesized persona conditions; ESC: 30
+Deterministic: rerunning rewrites identical files. P4G: 30 dialogues in the
+corpus's CSV format (named sample_*.csv, so they are never taken for the corpus) + 30
+synthesized persona conditions; ESC: 30
 PsyDTCorpus-format dialogues and 30 PsyQA-format questions, in English so the
 English-only embedded default model can use them.
 """
@@ -14,6 +15,7 @@ import random
 from pathlib import Path
 
 from ixmcts.data.p4g import BIG_FIVE, DECISION, MORAL, VALUES, read_info, synthesize_personas
+from ixmcts.data.samples import P4G_FILES
 from ixmcts.io import write_jsonl
 
 OUT = Path(__file__).resolve().parents[1] / "ixmcts" / "data" / "samples"
@@ -94,16 +96,16 @@ def p4g():
                 units += [{"Unit": s, "Turn": t, "B4": role, "B2": did} for s in sentences]
         info.append(person(did, f"user_s{2 * k}", 0, round(rng.choice([0.0, 0.5, 1.0]), 2), len(turns)))
         info.append(person(did, f"user_s{2 * k + 1}", 1, donation, len(turns)))
-    with open(d / "full_dialog.csv", "w", newline="") as fh:
+    with open(d / P4G_FILES["dialog_csv"], "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["", "Unit", "Turn", "B4", "B2"])
         w.writeheader()
         for i, u in enumerate(units):
             w.writerow({"": i, **u})
-    with open(d / "full_info.csv", "w", newline="") as fh:
+    with open(d / P4G_FILES["info_csv"], "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(info[0]))
         w.writeheader()
         w.writerows(info)
-    write_jsonl(d / "conditions.jsonl", (c.to_dict() for c in synthesize_personas(read_info(d), count=30, seed=0)))
+    write_jsonl(d / "conditions.jsonl", (c.to_dict() for c in synthesize_personas(read_info(d, P4G_FILES["info_csv"]), count=30, seed=0)))
 
 
 TOPICS = [

@@ -8,7 +8,7 @@ from conftest import P4G_REAL
 from ixmcts.data import MODEL, USER, load_conditions, load_dialogues
 from ixmcts.data.esc import load_psydt, load_psyqa
 from ixmcts.data.p4g import PERSONA_COLUMNS, load_p4g, read_info, synthesize_personas
-from ixmcts.data.samples import P4G_DIR
+from ixmcts.data.samples import P4G_DIR, P4G_FILES
 from ixmcts.errors import IxmctsError
 
 real = pytest.mark.skipif(not (P4G_REAL / "full_dialog.csv").exists(), reason="no ../shared/data/p4g here")
@@ -59,8 +59,11 @@ def test_persona_synthesis_from_the_real_corpus():
 
 
 def _copy_p4g(tmp_path):
+    """The bundled sample under the corpus's own file names."""
     d = tmp_path / "p4g"
-    shutil.copytree(P4G_DIR, d)
+    d.mkdir()
+    shutil.copyfile(P4G_DIR / P4G_FILES["dialog_csv"], d / "full_dialog.csv")
+    shutil.copyfile(P4G_DIR / P4G_FILES["info_csv"], d / "full_info.csv")
     return d
 
 

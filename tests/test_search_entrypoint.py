@@ -95,12 +95,12 @@ def test_killed_search_resumes_to_the_same_pairs(tracking_env, tmp_path, tiny_mo
 
 
 def _write_bad_corpus(tmp_path):
-    from ixmcts.data.samples import P4G_DIR
+    from ixmcts.data.samples import P4G_DIR, P4G_FILES
 
     d = tmp_path / "bad_p4g"
     d.mkdir()
-    (d / "full_dialog.csv").write_text((P4G_DIR / "full_dialog.csv").read_text())
-    lines = (P4G_DIR / "full_info.csv").read_text().splitlines()
+    (d / "full_dialog.csv").write_text((P4G_DIR / P4G_FILES["dialog_csv"]).read_text())
+    lines = (P4G_DIR / P4G_FILES["info_csv"]).read_text().splitlines()
     header = lines[0].split(",")
     drop = header.index("B6")
     (d / "full_info.csv").write_text("\n".join(",".join(c for i, c in enumerate(l.split(",")) if i != drop) for l in lines))
@@ -114,12 +114,12 @@ def _write_malformed_psyqa(tmp_path):
 
 
 def _write_corpus_with_empty_dialogue(tmp_path):
-    from ixmcts.data.samples import P4G_DIR
+    from ixmcts.data.samples import P4G_DIR, P4G_FILES
 
     d = tmp_path / "empty_p4g"
     d.mkdir()
-    (d / "full_info.csv").write_text((P4G_DIR / "full_info.csv").read_text())
-    (d / "full_dialog.csv").write_text((P4G_DIR / "full_dialog.csv").read_text() + '99999," ",0,0,20240101-000003_sample_x\n')
+    (d / "full_info.csv").write_text((P4G_DIR / P4G_FILES["info_csv"]).read_text())
+    (d / "full_dialog.csv").write_text((P4G_DIR / P4G_FILES["dialog_csv"]).read_text() + '99999," ",0,0,20240101-000003_sample_x\n')
     return d
 
 

@@ -28,13 +28,13 @@ def load_conditions(scenario: str, source: str = "sample", count: int | None = N
     _check(scenario)
     if count is not None and count <= 0:
         raise IxmctsError(f"conditions count must be positive, got {count}")
-    p4g_dir = data_dir or samples.P4G_DIR
+    p4g_dir, files = (data_dir, {}) if data_dir else (samples.P4G_DIR, samples.P4G_FILES)
     if source == "sample":
         conditions = [Condition.from_dict(d) for d in read_jsonl(samples.P4G_CONDITIONS)] if scenario == "p4g" else load_psyqa(samples.PSYQA)
     elif scenario == "p4g" and source == "synth":
-        conditions = synthesize_personas(read_info(p4g_dir), count=count or 700, seed=seed)
+        conditions = synthesize_personas(read_info(p4g_dir, files.get("info_csv", "full_info.csv")), count=count or 700, seed=seed)
     elif scenario == "p4g" and source == "corpus":
-        conditions = [d.condition for d in load_p4g(p4g_dir)]
+        conditions = [d.condition for d in load_p4g(p4g_dir, **files)]
     elif source.endswith(".jsonl"):
         conditions = []
         for i, rec in enumerate(read_jsonl(source), 1):
@@ -59,5 +59,5 @@ def load_dialogues(scenario: str, source: str = "sample") -> list[Dialogue]:
     """Normalized dialogues: P4G from a folder with the two CSVs, ESC from a PsyDTCorpus JSON."""
     _check(scenario)
     if scenario == "p4g":
-        return load_p4g(samples.P4G_DIR if source == "sample" else Path(source))
+        return load_p4g(samples.P4G_DIR, **samples.P4G_FILES) if source == "sample" else load_p4g(Path(source))
     return load_psydt(samples.PSYDT if source == "sample" else Path(source))

@@ -30,6 +30,7 @@ NUMERIC_SCALES = {**{k: 5 for k in BIG_FIVE}, **{k: 6 for k in MORAL}, **{k: 6 f
 PERSONA_COLUMNS = [*BIG_FIVE, *MORAL, *VALUES, *DECISION, *DEMOGRAPHICS]
 INFO_COLUMNS = ["B2", "B3", "B4", "B6", "B7", *PERSONA_COLUMNS]
 MAX_DONATION = 2.0
+DIALOG_CSV, INFO_CSV = "full_dialog.csv", "full_info.csv"  # the corpus's file names
 
 
 def _read_csv(path: Path, required: list[str]) -> list[dict]:
@@ -50,9 +51,9 @@ def _float(value: str, path: Path, row: int, column: str) -> float:
         raise IxmctsError(f"{path}: row {row}: column {column} is not a number ({value!r})") from None
 
 
-def read_info(data_dir: str | Path) -> list[dict]:
+def read_info(data_dir: str | Path, info_csv: str = INFO_CSV) -> list[dict]:
     """Participant rows of ``full_info.csv`` with numbers parsed (empty cells → None)."""
-    path = Path(data_dir) / "full_info.csv"
+    path = Path(data_dir) / info_csv
     rows = _read_csv(path, INFO_COLUMNS)
     out = []
     for i, row in enumerate(rows, 2):
@@ -68,13 +69,13 @@ def read_info(data_dir: str | Path) -> list[dict]:
     return out
 
 
-def load_p4g(data_dir: str | Path) -> list[Dialogue]:
+def load_p4g(data_dir: str | Path, dialog_csv: str = DIALOG_CSV, info_csv: str = INFO_CSV) -> list[Dialogue]:
     """All dialogues, with the persuadee's persona as the condition and ``meta.donation``
     (``B6``, the actual donation, clipped to the task's $0–$2)."""
     data_dir = Path(data_dir)
-    dpath = data_dir / "full_dialog.csv"
+    dpath = data_dir / dialog_csv
     rows = _read_csv(dpath, DIALOG_COLUMNS)
-    persuadees = {r["dialogue_id"]: r for r in read_info(data_dir) if r["role"] == 1}
+    persuadees = {r["dialogue_id"]: r for r in read_info(data_dir, info_csv) if r["role"] == 1}
     by_dialogue: dict[str, list[tuple[int, int, int, str]]] = defaultdict(list)
     for i, row in enumerate(rows, 2):
         turn = int(_float(row["Turn"], dpath, i, "Turn"))

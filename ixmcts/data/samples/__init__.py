@@ -4,7 +4,8 @@
 from pathlib import Path
 
 SAMPLES = Path(__file__).resolve().parent
-P4G_DIR = SAMPLES / "p4g"  # full_dialog.csv + full_info.csv (30 dialogues)
+P4G_DIR = SAMPLES / "p4g"  # 30 dialogues in the corpus's CSV format, under names of their own
+P4G_FILES = {"dialog_csv": "sample_dialog.csv", "info_csv": "sample_info.csv"}
 P4G_CONDITIONS = P4G_DIR / "conditions.jsonl"  # 30 synthesized personas
 PSYDT = SAMPLES / "esc" / "PsyDTCorpus_sample.json"  # 30 dialogues
 PSYQA = SAMPLES / "esc" / "psyqa_sample.json"  # 30 questions
