@@ -145,3 +145,10 @@ def test_closing_question_ends_every_conversation_at_depth_t(scenario):
     without, _ = search(scenario, closing=False, T=2, budget=6)
     without.run()
     assert all(n.reward == 0.0 for t in without.trees for n in t.nodes if n.terminal and not n.ended)
+
+
+def test_trees_done_counts_finished_trees():
+    engine, _ = search(budget=2)
+    assert engine.trees_done == 0
+    engine.run()
+    assert engine.trees_done == 4

@@ -122,6 +122,12 @@ class SearchEngine:
     def _finished(self, i: int) -> bool:
         return self.started[i] >= self.config.trajectories or self.trees[i].dead
 
+    @property
+    def trees_done(self) -> int:
+        """Trees with every trajectory started and none in flight."""
+        busy = {t.tree for t in self.inflight}
+        return sum(self._finished(i) and i not in busy for i in range(len(self.trees)))
+
     def step(self) -> None:
         if not self.opened:
             self._open_conversations()

@@ -130,7 +130,7 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
 
     def on_step(engine: SearchEngine) -> None:
         bars["trajectories"].n = engine.stats.trajectories
-        bars["trees"].n = sum(engine._finished(i) and not any(t.tree == i for t in engine.inflight) for i in range(len(engine.trees)))
+        bars["trees"].n = engine.trees_done
         bars["trajectories"].set_postfix(step=engine.stats.steps, nodes=sum(len(t.nodes) for t in engine.trees),
                                          engaged=engine.stats.engaged_trajectories)
         for bar in bars.values():
