@@ -1,0 +1,91 @@
+"""Search throughput: the batched engine vs a one-call-per-node baseline, in one process.
+
+    python bench/search_throughput.py [--model smollm2-135m-instruct] [--threads 2] [--trees 4] [--steps 0]
+
+Both runs do the same P4G search (same conditions, seeds, K, e, T, budget). (a) sends every
+request to the model alone (batch 1, n = 1: one generate call per node); (b) is the engine as
+shipped (one call per role per step, n samples per prompt). Prints each run's wall seconds,
+nodes/s, generated tokens/s and LLM calls, then the ratio (b)/(a) in nodes/s and the share of
+(b)'s wall time spent outside generation. Last line: ``ratio=<x> overhead=<y>``.
+Measured ratios, not timed tests: the machine is shared and noisy, so both runs share it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ixmcts.data import load_conditions  # noqa: E402
+from ixmcts.llm import Sampling, TransformersBackend  # noqa: E402
+from ixmcts.llm.backend import GenerationStats  # noqa: E402
+from ixmcts.scenarios import get_scenario  # noqa: E402
+from ixmcts.search import SearchConfig, SearchEngine  # noqa: E402
+
+
+class OneCallPerNode:
+    """The baseline: every completion is its own generate call with batch 1."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.stats = GenerationStats()
+
+    def generate(self, prompts, n, sampling, seed=0):
+        out = []
+        for i, prompt in enumerate(prompts):
+            samples = []
+            for k in range(n):
+                before = self.backend.stats.generated_tokens
+                (texts,) = self.backend.generate([prompt], 1, sampling, seed=seed + 7919 * i + k)
+                self.stats.calls += 1
+                self.stats.sequences += 1
+                self.stats.generated_tokens += self.backend.stats.generated_tokens - before
+                samples.append(texts[0])
+            out.append(samples)
+        return out
+
+
+def run(label, backend, args, conditions):
+    scenario = get_scenario("p4g")
+    config = SearchConfig(K=args.K, e=args.e, T=args.T, budget=args.budget, seed=args.seed, closing=True,
+                          policy_sampling=Sampling(max_new_tokens=args.max_new_tokens),
+                          simulator_sampling=Sampling(temperature=0.3, max_new_tokens=args.max_new_tokens))
+    engine = SearchEngine(scenario, backend, backend, conditions, config)
+    start = time.perf_counter()
+    steps = 0
+    while not engine.done and (not args.steps or steps < args.steps):
+        engine.step()
+        steps += 1
+    wall = time.perf_counter() - start
+    nodes = sum(len(t.nodes) for t in engine.trees)
+    s = engine.stats
+    print(f"{label}: wall {wall:.1f}s  nodes {nodes}  nodes/s {nodes / wall:.3f}  tokens/s {s.generated_tokens / wall:.1f}  "
+          f"llm_calls {s.llm_calls}  steps {steps}", flush=True)
+    return nodes / wall, 1 - s.generation_sec / wall
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="smollm2-135m-instruct")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--trees", type=int, default=4)
+    p.add_argument("--steps", type=int, default=0, help="stop each run after this many steps (0: run to the end)")
+    p.add_argument("--K", type=int, default=4)
+    p.add_argument("--e", type=int, default=3)
+    p.add_argument("--T", type=int, default=3)
+    p.add_argument("--budget", type=int, default=4)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    backend = TransformersBackend(args.model, threads=args.threads)
+    conditions = load_conditions("p4g", "sample", args.trees)
+    base_rate, _ = run("(a) one call per node", OneCallPerNode(backend), args, conditions)
+    engine_rate, overhead = run("(b) batched engine", backend, args, conditions)
+    print(f"ratio={engine_rate / base_rate:.2f} overhead={overhead:.3f}")
+
+
+if __name__ == "__main__":
+    main()
