@@ -5,11 +5,13 @@
 sft (policy, simulator) → search → reward → preference → align → evaluate (SFT, BoN ×3,
 Aligned) → compare. Like MLflow's multistep_workflow example, a finished child run with
 the same entry point, parameters and code version is reused instead of recomputed
-(``-P force=true`` recomputes). ``-P overrides='{"sft": {"max_steps": 6}}'`` passes extra
-parameters to the stages.
+(``-P force=true`` recomputes). A profile may add parameters per stage (its ``pipeline``
+block, e.g. the real corpus for ``repro-cpu``); ``-P overrides='{"sft": {"max_steps": 6}}'``
+passes extra parameters on top.
 """
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +22,7 @@ from _common import IxmctsError
 from ixmcts import tracking
 from ixmcts.cli import reports_errors
 from ixmcts.io import code_fingerprint
+from ixmcts.profiles import pipeline_params
 
 PROJECT = str(Path(__file__).resolve().parents[1])
 EVALUATIONS = [("sft", "-"), ("bon", "strategy"), ("bon", "knowledge"), ("bon", "engagement"), ("aligned", "engagement")]
@@ -62,9 +65,10 @@ def run_stage(label: str, entry_point: str, params: dict, experiment_id: str, fo
 @click.option("--profile", "profile_name", default="cpu", show_default=True)
 @click.option("--force", default=False, type=bool, show_default=True, help="recompute every stage")
 @click.option("--overrides", default="{}", help='JSON: extra parameters per stage, e.g. {"sft": {"max_steps": 6}}')
+@click.option("--data-dir", default="", help="P4G corpus folder for profiles that use it (default: $IXMCTS_P4G_DIR)")
 @click.option("--output-dir", default="results", show_default=True)
 @reports_errors
-def main(scenario, profile_name, force, overrides, output_dir):
+def main(scenario, profile_name, force, overrides, data_dir, output_dir):
     import mlflow
 
     try:
@@ -74,11 +78,12 @@ def main(scenario, profile_name, force, overrides, output_dir):
     unknown = set(extra) - {"sft", "search", "reward", "preference", "align", "evaluate"}
     if unknown:
         raise IxmctsError(f"overrides name unknown stages: {', '.join(sorted(unknown))}")
+    by_profile = pipeline_params(profile_name, scenario, data_dir or os.environ.get("IXMCTS_P4G_DIR", ""))
     code = code_fingerprint()  # every stage run is tagged ixmcts.code with the same hash
     common = {"scenario": scenario, "profile": profile_name}
     with tracking.stage_run("main", scenario, profile=profile_name, method="pipeline") as parent:
         exp = parent.info.experiment_id
-        stage = lambda label, ep, params: run_stage(label, ep, {**common, **params, **extra.get(ep, {})}, exp, force, code)  # noqa: E731
+        stage = lambda label, ep, params: run_stage(label, ep, {**common, **by_profile.get(ep, {}), **params, **extra.get(ep, {})}, exp, force, code)  # noqa: E731
         policy = stage("sft policy", "sft", {"role": "policy"})
         simulator = stage("sft simulator", "sft", {"role": "simulator"})
         search = stage("search", "search", {"policy_run": policy, "simulator_run": simulator})

@@ -37,3 +37,30 @@ def test_empty_parameters_take_the_profile_and_strings_are_cast():
         typed(DPOStageConfig, {"max_steps": "2.5"})
     with pytest.raises(IxmctsError, match="unknown profile 'gpu'"):
         stage_settings("gpu", "sft", {})
+
+
+def test_repro_cpu_profile_points_every_stage_at_the_corpus_and_holds_out_the_search_personas(tmp_path):
+    from ixmcts.profiles import pipeline_params
+
+    for name in ("full_dialog.csv", "full_info.csv"):
+        (tmp_path / name).write_text("")
+    params = pipeline_params("repro-cpu", "p4g", str(tmp_path))
+    assert params["sft"]["data"] == params["search"]["data_dir"] == params["evaluate"]["data_dir"] == str(tmp_path.resolve())
+    assert params["search"]["conditions"] == params["evaluate"]["conditions"] == "synth"
+    # evaluation starts where the search's personas end: the two never share a user
+    assert params["evaluate"]["conditions_offset"] == params["search"]["num_conditions"]
+    assert stage_settings("repro-cpu", "sft", {})["max_steps"] > stage_settings("cpu", "sft", {})["max_steps"]
+    assert pipeline_params("cpu", "p4g") == {}  # the embedded default needs no corpus
+
+
+def test_repro_cpu_profile_refuses_a_missing_corpus_and_other_scenarios(tmp_path):
+    from ixmcts.profiles import pipeline_params
+
+    with pytest.raises(IxmctsError, match="runs on the real corpus: pass -P data_dir"):
+        pipeline_params("repro-cpu", "p4g", "")
+    with pytest.raises(IxmctsError, match="not a P4G corpus folder .missing full_dialog.csv, full_info.csv"):
+        pipeline_params("repro-cpu", "p4g", str(tmp_path))
+    with pytest.raises(IxmctsError, match="defined for p4g only, not 'esc'"):
+        pipeline_params("repro-cpu", "esc", str(tmp_path))
+    with pytest.raises(IxmctsError, match="defined for p4g only, not 'esc'"):
+        base_model("repro-cpu", "esc")
