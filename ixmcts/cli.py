@@ -32,7 +32,7 @@ SEARCH_HELP = {
     "seed": "random seed (same seed + inputs → same trees on CPU)",
     "max_new_tokens": "max new tokens per generated turn (paper 512)",
     "pair_margin": "minimum |Q/N| difference for a preference pair",
-    "shard": "this run's shard index over the user conditions",
+    "shard": "this run's shard index: it searches conditions shard, shard+num_shards, … of the num_conditions",
     "num_shards": "number of shards the conditions are split into",
     "threads": "torch CPU threads (0 = torch's default)",
     "batch_size": "prompts per generate() batch",

@@ -6,7 +6,6 @@ import torch
 
 from ixmcts.errors import IxmctsError
 from ixmcts.llm import Sampling, TransformersBackend, resolve_model
-from ixmcts.llm.backend import _frequency_penalty_processor
 
 CHAT = [{"role": "system", "content": "You are a persuader."}, {"role": "user", "content": "Hi."}]
 
@@ -37,12 +36,56 @@ def test_trailing_assistant_message_is_continued(backend):
     assert all(o.startswith("I will donate $") for o in outs)
 
 
-def test_frequency_penalty_subtracts_counts_of_generated_tokens():
-    proc = _frequency_penalty_processor(1.5, prompt_len=2)
-    ids = torch.tensor([[7, 7, 3, 3, 3, 1]])  # prompt 7 7; generated 3 3 3 1
-    scores = torch.zeros(1, 10)
-    out = proc(ids, scores)
-    assert out[0, 3] == -4.5 and out[0, 1] == -1.5 and out[0, 7] == 0.0
+LONGER = CHAT + [{"role": "assistant", "content": "Hello there, thanks for chatting."},
+                {"role": "user", "content": "Tell me more about the charity please, I have time."}]
+
+
+def test_completions_do_not_depend_on_batching(tiny_model):
+    """Each completion has its own seeded generator: batch size, batch mates and padding
+    leave it unchanged (the search's sharding and the throughput bench rely on this)."""
+    sampling = Sampling(max_new_tokens=10)
+    alone = TransformersBackend(tiny_model, batch_size=1, threads=1)
+    together = TransformersBackend(tiny_model, batch_size=8, threads=1)
+    a = [alone.generate([p], 3, sampling, seed=4)[0] for p in (CHAT, LONGER)]
+    b = together.generate([LONGER, CHAT, LONGER], 3, sampling, seed=4)
+    assert b == [a[1], a[0], a[1]]
+    assert len(set(a[1])) > 1  # the n samples of one prompt differ from each other
+
+
+def test_greedy_decoding_matches_transformers_generate_under_left_padding(backend):
+    """The own decoding loop (cache, positions, padding, finished rows leaving the batch)
+    computes what ``model.generate`` computes."""
+    greedy = Sampling(temperature=0.0, frequency_penalty=0.0, top_p=1.0, top_k=0, max_new_tokens=12)
+    ours = backend.generate([CHAT, LONGER], 1, greedy)
+    tok = backend.tokenizer
+    for prompt, (mine,) in zip([CHAT, LONGER], ours):
+        enc = tok(backend.render(prompt), return_tensors="pt", add_special_tokens=False)
+        ref = backend.model.generate(**enc, do_sample=False, max_new_tokens=12, eos_token_id=backend.eos_token_ids,
+                                     pad_token_id=tok.pad_token_id)
+        assert mine == tok.decode(ref[0, enc.input_ids.shape[1]:], skip_special_tokens=True).strip()
+
+
+def test_frequency_penalty_subtracts_counts_then_temperature_and_top_k_apply():
+    from transformers.generation.logits_process import TopKLogitsWarper
+
+    from ixmcts.llm.backend import next_token_scores
+
+    logits = torch.zeros(1, 10)
+    logits[0, 5] = 3.0
+    counts = torch.zeros(1, 10)
+    counts[0, 3], counts[0, 1] = 3, 1  # generated so far: 3 3 3 1
+    out = next_token_scores(logits, counts, Sampling(temperature=0.0, frequency_penalty=1.5))
+    assert out[0, 3] == -4.5 and out[0, 1] == -1.5 and out[0, 7] == 0.0 and out[0, 5] == 3.0
+    out = next_token_scores(logits, counts, Sampling(temperature=0.5, frequency_penalty=1.5), [TopKLogitsWarper(2)])
+    kept = torch.isfinite(out[0]).nonzero().squeeze(-1).tolist()
+    assert out[0, 5] == 6.0 and len(kept) >= 2 and 3 not in kept and 1 not in kept
+
+
+def test_a_large_frequency_penalty_keeps_tokens_from_coming_back(backend):
+    penalized = Sampling(temperature=0.0, frequency_penalty=100.0, top_p=1.0, top_k=0, max_new_tokens=24)
+    (pen,), = backend.generate([LONGER], 1, penalized)
+    ids = backend.tokenizer(pen, add_special_tokens=False).input_ids
+    assert len(ids) > 3 and max(ids.count(t) for t in set(ids)) <= 2  # (re-tokenizing may split once)
 
 
 def test_registry_resolves_folders_and_rejects_missing_ones(tiny_model, tmp_path):

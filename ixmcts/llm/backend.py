@@ -10,6 +10,7 @@ prompts, ``n``, the sampling settings and the seed.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from typing import Protocol, Sequence
 
@@ -50,28 +51,33 @@ class GenerationBackend(Protocol):
     ) -> list[list[str]]: ...
 
 
-def _frequency_penalty_processor(penalty: float, prompt_len: int):
-    """OpenAI-style frequency penalty: subtract ``penalty`` × (count of the token so far
-    in the completion). transformers only ships the multiplicative repetition penalty."""
-    import torch
-    from transformers import LogitsProcessor
+def request_seed(seed: int, prompt: str, sample: int) -> int:
+    """The sampling seed of one completion: a function of the call's seed, the rendered
+    prompt and the sample's index only, so that batching never changes what is sampled."""
+    digest = hashlib.blake2b(f"{seed}\x00{sample}\x00{prompt}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
 
-    class FrequencyPenalty(LogitsProcessor):
-        def __call__(self, input_ids, scores):
-            generated = input_ids[:, prompt_len:]
-            if generated.shape[1] == 0:
-                return scores
-            counts = torch.zeros_like(scores)
-            counts.scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
-            return scores - penalty * counts
 
-    return FrequencyPenalty()
+def next_token_scores(logits, counts, sampling: Sampling, warpers=()):
+    """Scores to sample the next token from, in ``generate``'s order: the OpenAI-style
+    frequency penalty (minus ``penalty`` × the token's count so far in the completion;
+    transformers only ships the multiplicative repetition penalty), temperature, top-k, top-p."""
+    scores = logits - sampling.frequency_penalty * counts if sampling.frequency_penalty else logits
+    if sampling.temperature > 0:
+        scores = scores / sampling.temperature
+        for warp in warpers:
+            scores = warp(None, scores)
+    return scores
 
 
 class TransformersBackend:
-    """Batched sampling with a transformers causal LM (left padding, ``n`` samples per
-    prompt via ``num_return_sequences``). Prompts are sorted by length and sent in
-    chunks of ``batch_size`` prompts so that padding stays small."""
+    """Batched sampling with a transformers causal LM and a decoding loop of its own.
+
+    Prompts are sorted by length and sent in chunks of ``batch_size`` (left padding kept
+    small). Each prompt is prefilled once and its KV cache repeated for its ``n`` samples
+    (``generate(num_return_sequences=n)`` would prefill it ``n`` times), finished rows leave
+    the batch, and every completion samples from its own generator seeded by
+    :func:`request_seed`, so results do not depend on how requests are batched."""
 
     def __init__(self, model, *, batch_size: int = 16, threads: int | None = None, device: str | None = None):
         """``model``: a ``ModelSpec`` (base + adapters), a registry name or a folder."""
@@ -102,8 +108,6 @@ class TransformersBackend:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def generate(self, prompts: Sequence[Messages], n: int, sampling: Sampling, seed: int = 0) -> list[list[str]]:
-        import torch
-
         if not prompts:
             return []
         texts = [self.render(p) for p in prompts]
@@ -112,34 +116,62 @@ class TransformersBackend:
         order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
         results: list[list[str]] = [[] for _ in texts]
         self.stats.calls += 1
-        for chunk_no, start in enumerate(range(0, len(order), self.batch_size)):
+        for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            enc = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-            prompt_len = enc.input_ids.shape[1]
-            processors = []
-            if sampling.frequency_penalty:
-                processors.append(_frequency_penalty_processor(sampling.frequency_penalty, prompt_len))
-            torch.manual_seed(seed * 1_000_003 + chunk_no)
-            with torch.inference_mode():
-                out = self.model.generate(
-                    **enc,
-                    do_sample=sampling.temperature > 0,
-                    temperature=sampling.temperature if sampling.temperature > 0 else None,
-                    top_p=sampling.top_p,
-                    top_k=sampling.top_k,
-                    max_new_tokens=sampling.max_new_tokens,
-                    num_return_sequences=n,
-                    logits_processor=processors or None,
-                    eos_token_id=self.eos_token_ids,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
-            new = out[:, prompt_len:]
-            for row, seq in enumerate(new):
-                ids = seq.tolist()
-                cut = next((k for k, t in enumerate(ids) if t in self.eos_token_ids), len(ids))
-                self.stats.generated_tokens += cut
-                self.stats.sequences += 1
+            seeds = [request_seed(seed, texts[i], j) for i in idx for j in range(n)]
+            for row, ids in enumerate(self._sample([texts[i] for i in idx], n, sampling, seeds)):
                 i = idx[row // n]
-                text = self.tokenizer.decode(ids[:cut], skip_special_tokens=True)
+                self.stats.generated_tokens += len(ids)
+                self.stats.sequences += 1
+                text = self.tokenizer.decode(ids, skip_special_tokens=True)
                 results[i].append((prefixes[i] + text).strip() if prefixes[i] else text.strip())
         return results
+
+    def _sample(self, texts: list[str], n: int, sampling: Sampling, seeds: list[int]) -> list[list[int]]:
+        """Token ids of ``n`` completions per text (rows in order text × sample), end token cut."""
+        import torch
+        from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        mask = enc.attention_mask
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        warpers = [TopKLogitsWarper(sampling.top_k)] if sampling.top_k else []
+        if sampling.top_p < 1.0:
+            warpers.append(TopPLogitsWarper(sampling.top_p))
+        generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+        rows = len(seeds)
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        active = torch.arange(rows, device=self.device)  # the rows still generating
+        end = torch.tensor(self.eos_token_ids, device=self.device)
+        with torch.inference_mode():
+            out = self.model(input_ids=enc.input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+            cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+            if n > 1:  # one prefill per prompt, shared by its n samples
+                cache.batch_repeat_interleave(n)
+                logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
+            counts = torch.zeros_like(logits)  # per-row token counts, for the frequency penalty
+            for step in range(sampling.max_new_tokens):
+                scores = next_token_scores(logits, counts, sampling, warpers)
+                if sampling.temperature > 0:
+                    probs = torch.softmax(scores, dim=-1)
+                    picked = torch.cat([torch.multinomial(probs[k], 1, generator=generators[r])
+                                        for k, r in enumerate(active.tolist())])
+                else:
+                    picked = scores.argmax(-1)
+                done = torch.isin(picked, end)
+                for r, t, d in zip(active.tolist(), picked.tolist(), done.tolist()):
+                    if not d:
+                        tokens[r].append(t)
+                keep = (~done).nonzero().squeeze(-1)
+                if keep.numel() == 0 or step == sampling.max_new_tokens - 1:
+                    break
+                if keep.numel() < active.numel():  # finished rows leave the batch
+                    cache.batch_select_indices(keep)
+                    active, picked, mask, counts = active[keep], picked[keep], mask[keep], counts[keep]
+                counts.scatter_add_(1, picked[:, None], torch.ones_like(counts[:, :1]))
+                next_pos = mask.sum(-1, keepdim=True)
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+                out = self.model(input_ids=picked[:, None], attention_mask=mask, position_ids=next_pos,
+                                 past_key_values=cache, use_cache=True)
+                cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+        return tokens

@@ -100,7 +100,8 @@ def prepare_search(params: SearchParams):
     scenario = get_scenario(params.scenario, language=params.language, gamma=params.gamma)
     config = params.search_config(scenario.max_depth)
     conditions = load_conditions(params.scenario, params.conditions, None, data_dir=params.data_dir or None, seed=params.seed)
-    conditions = conditions[params.shard :: params.num_shards][: params.num_conditions or None]
+    # num_conditions counts the whole search; shard i takes conditions i, i+n, … of those
+    conditions = conditions[: params.num_conditions or None][params.shard :: params.num_shards]
     if not conditions:
         raise IxmctsError(f"shard {params.shard} of {params.num_shards} has no user conditions")
     return scenario, config, conditions

@@ -1,0 +1,69 @@
+"""MLflow entry point `merge`: one D_p from the shards of a search.
+
+    mlflow run . -e search --env-manager local -P shard=0 -P num_shards=2   (and shard=1, anywhere)
+    mlflow run . -e merge --env-manager local -P scenario=p4g -P runs=<id0>,<id1>
+
+The merged run is a ``search`` run (method ``merge``) that ``reward`` accepts like any other.
+"""
+
+import tempfile
+from pathlib import Path
+
+import click
+import _common  # noqa: F401  (puts this checkout on sys.path)
+
+from ixmcts import tracking
+from ixmcts.cli import reports_errors
+from ixmcts.errors import IxmctsError
+from ixmcts.io import read_jsonl, write_jsonl
+from ixmcts.search.merge import RUN_ONLY, Shard, merge_shards
+
+SUMMED = ("search/trees", "search/trajectories", "search/engaged_trajectories", "search/nodes", "search/llm_calls",
+          "search/generated_tokens", "search/wall_sec")
+
+
+@click.command()
+@click.option("--scenario", default="p4g", show_default=True)
+@click.option("--runs", required=True, help="comma-separated run ids of the search shards")
+@click.option("--allow-partial", default=False, type=bool, show_default=True, help="merge even if shards are missing")
+@click.option("--profile", default="cpu", show_default=True, help="profile tag recorded on the run")
+@reports_errors
+def main(scenario, runs, allow_partial, profile):
+    import mlflow
+
+    ids = [r.strip() for r in runs.split(",") if r.strip()]
+    if not ids:
+        raise IxmctsError("runs is empty: give the search shards' run ids, comma-separated")
+    found = [tracking.upstream(run_id, "search", scenario) for run_id in ids]  # all checked before any work
+    with tempfile.TemporaryDirectory(prefix="ixmcts-merge-") as tmp:
+        shards = []
+        for run in found:
+            rid, tags = run.info.run_id, run.data.tags
+            local = Path(tracking.download(rid, "data", f"{tmp}/{rid}"))
+            models = {k: tags.get(f"ixmcts.{k}", "") for k in ("upstream.policy", "upstream.simulator", "base_model")}
+            shards.append(Shard(rid, dict(run.data.params), read_jsonl(local / "dp.jsonl"),
+                                read_jsonl(local / "conditions.jsonl"), models))
+        pairs = merge_shards(shards, allow_partial=allow_partial)
+        num_shards = int(shards[0].params.get("num_shards", 1))
+        conditions = sorted(((int(s.params["shard"]) + j * num_shards, c) for s in shards for j, c in enumerate(s.conditions)),
+                            key=lambda item: item[0])
+        with tracking.stage_run("search", scenario, profile=profile, method="merge", reward="engagement") as run:
+            mlflow.set_tags({"ixmcts.upstream.shards": ",".join(ids),
+                             **{f"ixmcts.{k}": v for k, v in shards[0].models.items() if v}})
+            tracking.log_params({k: v for k, v in shards[0].params.items() if k not in RUN_ONLY})
+            tracking.log_params({"shards": len(shards), "allow_partial": allow_partial})
+            mlflow.log_metrics({m: sum(r.data.metrics.get(m, 0.0) for r in found) for m in SUMMED})
+            mlflow.log_metrics({"search/pairs": len(pairs), "search/shards": len(shards)})
+            write_jsonl(Path(tmp) / "conditions.jsonl", (c for _, c in conditions))
+            tracking.log_jsonl_dataset(Path(tmp) / "conditions.jsonl", "conditions", "search.conditions",
+                                       json_columns=("attributes",))
+            write_jsonl(Path(tmp) / "dp.jsonl", pairs)
+            if pairs:
+                tracking.log_jsonl_dataset(Path(tmp) / "dp.jsonl", "D_p", "search.pairs", json_columns=("context",))
+            else:
+                mlflow.log_artifact(str(Path(tmp) / "dp.jsonl"), artifact_path="data")
+    print(f"merge run {run.info.run_id}: {len(pairs)} preference pairs from {len(shards)} of {num_shards} shards")
+
+
+if __name__ == "__main__":
+    main()
