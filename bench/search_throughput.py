@@ -3,8 +3,9 @@
     python bench/search_throughput.py [--model smollm2-135m-instruct] [--threads 2] [--trees 4] [--steps 0]
 
 Both runs do the same P4G search (same conditions, seeds, K, e, T, budget). (a) sends every
-request to the model alone (batch 1, n = 1: one generate call per node); (b) is the engine as
-shipped (one call per role per step, n samples per prompt). Prints each run's wall seconds,
+request to the model alone (batch 1, n = 1: one model call per node, every prompt prefilled in
+full); (b) is the engine as shipped (one call per role per step, length-bucketed batches, one
+prefill per prompt for its n samples, KV reuse of the conversation prefix). Prints each run's wall seconds,
 nodes/s, generated tokens/s and LLM calls, then the ratio (b)/(a) in nodes/s and the share of
 (b)'s wall time spent outside generation. Last line: ``ratio=<x> overhead=<y>``.
 Measured ratios, not timed tests: the machine is shared and noisy, so both runs share it.
@@ -21,29 +22,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ixmcts.data import load_conditions  # noqa: E402
 from ixmcts.llm import Sampling, TransformersBackend  # noqa: E402
-from ixmcts.llm.backend import GenerationStats  # noqa: E402
+from ixmcts.llm.backend import request_seed  # noqa: E402
 from ixmcts.scenarios import get_scenario  # noqa: E402
 from ixmcts.search import SearchConfig, SearchEngine  # noqa: E402
 
 
-class OneCallPerNode:
-    """The baseline: every completion is its own generate call with batch 1."""
+class OneCallPerNode(TransformersBackend):
+    """The baseline: every completion is its own model call (batch 1, n = 1) and every
+    prompt is prefilled from scratch (no prefix reuse). It samples each completion with the
+    seed the shipped backend gives it, so both runs build the same trees."""
 
-    def __init__(self, backend):
-        self.backend = backend
-        self.stats = GenerationStats()
+    def __init__(self, model, threads):
+        super().__init__(model, threads=threads, prefix_cache_mb=0)
 
     def generate(self, prompts, n, sampling, seed=0):
         out = []
-        for i, prompt in enumerate(prompts):
+        for prompt in prompts:
+            text = self.render(prompt)
             samples = []
             for k in range(n):
-                before = self.backend.stats.generated_tokens
-                (texts,) = self.backend.generate([prompt], 1, sampling, seed=seed + 7919 * i + k)
                 self.stats.calls += 1
-                self.stats.sequences += 1
-                self.stats.generated_tokens += self.backend.stats.generated_tokens - before
-                samples.append(texts[0])
+                (ids,) = self._sample([text], 1, sampling, [request_seed(seed, text, k)])
+                samples.append(self.completion(prompt, ids))
             out.append(samples)
         return out
 
@@ -63,8 +63,9 @@ def run(label, backend, args, conditions):
     nodes = sum(len(t.nodes) for t in engine.trees)
     s = engine.stats
     print(f"{label}: wall {wall:.1f}s  nodes {nodes}  nodes/s {nodes / wall:.3f}  tokens/s {s.generated_tokens / wall:.1f}  "
-          f"llm_calls {s.llm_calls}  steps {steps}", flush=True)
-    return nodes / wall, 1 - s.generation_sec / wall
+          f"llm_calls {backend.stats.calls}  steps {steps}", flush=True)
+    trees = [[(n.role, n.raw) for n in t.nodes] for t in engine.trees]
+    return nodes / wall, 1 - s.generation_sec / wall, trees
 
 
 def main():
@@ -80,10 +81,13 @@ def main():
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    backend = TransformersBackend(args.model, threads=args.threads)
     conditions = load_conditions("p4g", "sample", args.trees)
-    base_rate, _ = run("(a) one call per node", OneCallPerNode(backend), args, conditions)
-    engine_rate, overhead = run("(b) batched engine", backend, args, conditions)
+    base_rate, _, base_trees = run("(a) one call per node", OneCallPerNode(args.model, args.threads), args, conditions)
+    backend = TransformersBackend(args.model, threads=args.threads)
+    engine_rate, overhead, trees = run("(b) batched engine", backend, args, conditions)
+    same = sum(a == b for a, b in zip(base_trees, trees))
+    cache = backend.prefix_cache
+    print(f"identical trees: {same}/{len(trees)}  prefix cache: {cache.hits} hits, {cache.reused_tokens} tokens reused")
     print(f"ratio={engine_rate / base_rate:.2f} overhead={overhead:.3f}")
 
 

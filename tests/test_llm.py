@@ -52,6 +52,34 @@ def test_completions_do_not_depend_on_batching(tiny_model):
     assert len(set(a[1])) > 1  # the n samples of one prompt differ from each other
 
 
+def test_prefix_cache_reuses_earlier_prompts_without_changing_completions(tiny_model):
+    """A prompt that extends an earlier one prefills only its new tokens; greedy and seeded
+    samples are those of a backend without the cache, in a batch that mixes both kinds."""
+    cached = TransformersBackend(tiny_model, batch_size=4, threads=1, prefix_cache_mb=64)
+    plain = TransformersBackend(tiny_model, batch_size=4, threads=1, prefix_cache_mb=0)
+    other = [{"role": "system", "content": "You are someone else entirely."}, {"role": "user", "content": "Why?"}]
+    for sampling in (Sampling(temperature=0.0, top_p=1.0, top_k=0, max_new_tokens=10), Sampling(max_new_tokens=10)):
+        assert cached.generate([CHAT], 2, sampling, seed=3) == plain.generate([CHAT], 2, sampling, seed=3)
+        hits = cached.prefix_cache.hits
+        assert cached.generate([LONGER, other], 2, sampling, seed=3) == plain.generate([LONGER, other], 2, sampling, seed=3)
+        assert cached.prefix_cache.hits > hits and cached.prefix_cache.reused_tokens > 10
+    assert plain.prefix_cache is None and 0 < cached.prefix_cache.bytes <= 64 * 2**20
+
+
+def test_prefix_cache_evicts_the_least_recently_used_prompts():
+    from ixmcts.llm.backend import PrefixCache
+
+    entry = lambda n: [(torch.zeros(1, n, 2), torch.zeros(1, n, 2))]  # noqa: E731  (16 bytes a token)
+    cache = PrefixCache(max_bytes=150)  # room for two 4-token entries (64 bytes each)
+    cache.store([1, 2, 3, 4], entry(4))
+    cache.store([5, 6, 7, 8], entry(4))
+    assert cache.longest([1, 2, 3, 9])[0] == 3  # uses, and so refreshes, the first entry
+    cache.store([7, 7, 7, 7], entry(4))  # over budget: the least recently used ([5, 6, 7, 8]) goes
+    assert cache.longest([5, 6, 7, 8, 9])[0] == 0 and cache.longest([1, 2, 3, 4, 5])[0] == 4
+    assert cache.longest([1, 2, 3, 4])[0] == 3  # never the whole prompt: its last token must be run
+    assert cache.bytes <= cache.max_bytes
+
+
 def test_greedy_decoding_matches_transformers_generate_under_left_padding(backend):
     """The own decoding loop (cache, positions, padding, finished rows leaving the batch)
     computes what ``model.generate`` computes."""

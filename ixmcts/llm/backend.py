@@ -11,6 +11,7 @@ prompts, ``n``, the sampling settings and the seed.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Protocol, Sequence
 
@@ -70,6 +71,50 @@ def next_token_scores(logits, counts, sampling: Sampling, warpers=()):
     return scores
 
 
+class PrefixCache:
+    """KV states of recent prompts, so that a prompt extending one seen before (the same
+    conversation one turn deeper, in the search) prefills only the tokens it adds.
+    Least recently used entries go first once ``max_bytes`` is reached."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[tuple[int, ...], tuple] = OrderedDict()  # ids -> (ids array, [(k, v)] per layer)
+        self.bytes = 0
+        self.hits = self.reused_tokens = 0
+
+    def longest(self, ids: list[int]) -> tuple[int, list | None]:
+        """The longest cached prefix of ``ids`` (at most all but the last token) and its KV."""
+        import numpy as np
+
+        query, best, found = np.asarray(ids), 0, None
+        for key, (arr, kv) in self.entries.items():
+            m = min(len(arr), len(query) - 1)
+            if m <= best:
+                continue
+            same = arr[:m] == query[:m]
+            lcp = m if same.all() else int(same.argmin())
+            if lcp > best:
+                best, found = lcp, key
+        if found is None:
+            return 0, None
+        self.entries.move_to_end(found)
+        self.hits, self.reused_tokens = self.hits + 1, self.reused_tokens + best
+        return best, [(k[:, :best], v[:, :best]) for k, v in self.entries[found][1]]
+
+    def store(self, ids: list[int], kv: list) -> None:
+        import numpy as np
+
+        key = tuple(ids)
+        size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
+        if key in self.entries or size > self.max_bytes:
+            return
+        self.entries[key] = (np.asarray(ids), kv)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, (_, old) = self.entries.popitem(last=False)
+            self.bytes -= sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in old)
+
+
 class TransformersBackend:
     """Batched sampling with a transformers causal LM and a decoding loop of its own.
 
@@ -79,8 +124,10 @@ class TransformersBackend:
     the batch, and every completion samples from its own generator seeded by
     :func:`request_seed`, so results do not depend on how requests are batched."""
 
-    def __init__(self, model, *, batch_size: int = 16, threads: int | None = None, device: str | None = None):
-        """``model``: a ``ModelSpec`` (base + adapters), a registry name or a folder."""
+    def __init__(self, model, *, batch_size: int = 16, threads: int | None = None, device: str | None = None,
+                 prefix_cache_mb: int = 2048):
+        """``model``: a ``ModelSpec`` (base + adapters), a registry name or a folder.
+        ``prefix_cache_mb``: memory for the KV states of recent prompts (0 turns reuse off)."""
         import torch
 
         from .models import ModelSpec, load_causal_lm, load_tokenizer
@@ -101,6 +148,7 @@ class TransformersBackend:
         if isinstance(im_end, int) and im_end != self.tokenizer.unk_token_id:
             end_ids.add(im_end)
         self.eos_token_ids = sorted(i for i in end_ids if i is not None)
+        self.prefix_cache = PrefixCache(prefix_cache_mb * 2**20) if prefix_cache_mb > 0 else None
 
     def render(self, messages: Messages) -> str:
         if messages and messages[-1]["role"] == "assistant":  # continue a prefilled answer
@@ -111,7 +159,6 @@ class TransformersBackend:
         if not prompts:
             return []
         texts = [self.render(p) for p in prompts]
-        prefixes = [p[-1]["content"] if p and p[-1]["role"] == "assistant" else "" for p in prompts]
         lengths = [len(self.tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
         results: list[list[str]] = [[] for _ in texts]
@@ -121,20 +168,64 @@ class TransformersBackend:
             seeds = [request_seed(seed, texts[i], j) for i in idx for j in range(n)]
             for row, ids in enumerate(self._sample([texts[i] for i in idx], n, sampling, seeds)):
                 i = idx[row // n]
-                self.stats.generated_tokens += len(ids)
-                self.stats.sequences += 1
-                text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                results[i].append((prefixes[i] + text).strip() if prefixes[i] else text.strip())
+                results[i].append(self.completion(prompts[i], ids))
         return results
+
+    def completion(self, prompt: Messages, ids: list[int]) -> str:
+        """The text of sampled token ids; a prefilled answer is put back in front."""
+        self.stats.generated_tokens += len(ids)
+        self.stats.sequences += 1
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        prefix = prompt[-1]["content"] if prompt and prompt[-1]["role"] == "assistant" else ""
+        return (prefix + text).strip() if prefix else text.strip()
+
+    def _prefill(self, prompts: list[list[int]]):
+        """Run the prompts' tokens through the model in one left-padded batch, starting each
+        from its longest cached prefix; returns the batch's KV cache, the next-token logits
+        and the attention mask. Layout of row i: [pad][cached c_i][pad][new tokens]."""
+        import torch
+        from transformers import DynamicCache
+
+        reuse = [self.prefix_cache.longest(ids) if self.prefix_cache else (0, None) for ids in prompts]
+        past = max(c for c, _ in reuse)
+        new = [ids[c:] for ids, (c, _) in zip(prompts, reuse)]
+        rows, width = len(prompts), max(len(x) for x in new)
+        input_ids = torch.full((rows, width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
+        mask = torch.zeros((rows, past + width), dtype=torch.long)
+        positions = torch.zeros((rows, width), dtype=torch.long)  # pads stay 0: they are masked
+        for i, (ids, (c, _)) in enumerate(zip(new, reuse)):
+            input_ids[i, width - len(ids):] = torch.tensor(ids)
+            mask[i, past - c : past] = 1
+            mask[i, past + width - len(ids):] = 1
+            positions[i, width - len(ids):] = torch.arange(c, c + len(ids))
+        kwargs = {}
+        if past:
+            template = next(kv for _, kv in reuse if kv)
+            layers = []
+            for layer, (k0, v0) in enumerate(template):
+                k = k0.new_zeros((rows, k0.shape[0], past, k0.shape[2]))
+                v = v0.new_zeros((rows, v0.shape[0], past, v0.shape[2]))
+                for i, (c, kv) in enumerate(reuse):
+                    if c:
+                        k[i, :, past - c :], v[i, :, past - c :] = kv[layer]
+                layers.append((k, v))
+            kwargs["past_key_values"] = DynamicCache(ddp_cache_data=layers)
+        mask = mask.to(self.device)
+        out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask,
+                         position_ids=positions.to(self.device), use_cache=True, **kwargs)
+        cache = out.past_key_values
+        if self.prefix_cache is not None:
+            for i, ids in enumerate(prompts):
+                real = mask[i].nonzero().squeeze(-1)
+                self.prefix_cache.store(ids, [(k[i].index_select(1, real), v[i].index_select(1, real))
+                                              for k, v, *_ in cache])
+        return cache, out.logits[:, -1, :].float(), mask
 
     def _sample(self, texts: list[str], n: int, sampling: Sampling, seeds: list[int]) -> list[list[int]]:
         """Token ids of ``n`` completions per text (rows in order text × sample), end token cut."""
         import torch
         from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        mask = enc.attention_mask
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         warpers = [TopKLogitsWarper(sampling.top_k)] if sampling.top_k else []
         if sampling.top_p < 1.0:
             warpers.append(TopPLogitsWarper(sampling.top_p))
@@ -144,8 +235,7 @@ class TransformersBackend:
         active = torch.arange(rows, device=self.device)  # the rows still generating
         end = torch.tensor(self.eos_token_ids, device=self.device)
         with torch.inference_mode():
-            out = self.model(input_ids=enc.input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
-            cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+            cache, logits, mask = self._prefill([self.tokenizer(t, add_special_tokens=False).input_ids for t in texts])
             if n > 1:  # one prefill per prompt, shared by its n samples
                 cache.batch_repeat_interleave(n)
                 logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
