@@ -16,7 +16,7 @@ from ixmcts.cli import reports_errors
 from ixmcts.data import load_conditions
 from ixmcts.evaluate import MAX_TURNS, AdviceChooser, EvalConfig, RewardChooser, interact, summarize
 from ixmcts.io import write_jsonl
-from ixmcts.llm import Sampling, TransformersBackend
+from ixmcts.llm import Sampling, check_backend, make_backends
 from ixmcts.llm.models import ModelSpec
 from ixmcts.profiles import profile
 from ixmcts.scenarios import get_scenario
@@ -46,18 +46,20 @@ BON_REWARDS = ("engagement", "strategy", "knowledge")
 @click.option("--max-new-tokens", default=64, type=int, show_default=True)
 @click.option("--language", default="", help="ESC prompt language (empty: the profile's)")
 @click.option("--threads", default=0, type=int)
+@click.option("--backend", default="transformers", show_default=True, help="transformers | vllm (CUDA)")
 @click.option("--seed", default=0, type=int)
 @click.option("--profile", "profile_name", default="cpu", show_default=True)
 @reports_errors
 def main(scenario, method, reward, n, policy_run, aligned_run, reward_run, simulator_run, simulator_model, advisor_model,
          conditions, conditions_offset, num_interactions, data_dir, max_turns, closing, max_new_tokens, language, threads,
-         seed, profile_name):
+         backend, seed, profile_name):
     prof = profile(profile_name)
     sc = get_scenario(scenario, language=language or prof["language"])
     if method not in METHODS:
         raise IxmctsError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     if method == "bon" and reward not in BON_REWARDS:
         raise IxmctsError(f"unknown BoN reward {reward!r}; choose one of: {', '.join(BON_REWARDS)}")
+    check_backend(backend)
     if num_interactions < 1:
         raise IxmctsError(f"num_interactions must be at least 1, got {num_interactions}")
     config = EvalConfig(max_turns=max_turns or MAX_TURNS[scenario], n=n if method == "bon" else 1, closing=closing, seed=seed,
@@ -92,16 +94,17 @@ def main(scenario, method, reward, n, policy_run, aligned_run, reward_run, simul
         sim_spec = tracking.model_spec_of(simulator, tmp) if simulator else ModelSpec(simulator_model or policy_spec.base)
         tracking.log_params({"max_turns_effective": config.max_turns, "n_effective": config.n,
                              "num_conditions": len(held_out), "base_model": policy_spec.base})
-        policy_backend = TransformersBackend(policy_spec, threads=threads or None)
-        sim_backend = policy_backend if sim_spec == policy_spec else TransformersBackend(sim_spec, threads=threads or None)
+        advisor = ModelSpec(advisor_model or policy_spec.base)
+        backends = make_backends({"policy": policy_spec, "simulator": sim_spec,
+                                  **({"advisor": advisor} if method == "bon" and reward != "engagement" else {})},
+                                 backend, threads=threads or None)
+        policy_backend, sim_backend = backends["policy"], backends["simulator"]
         chooser = None
         if method == "bon" and reward == "engagement":
             adapter = tracking.download(reward_run, "adapters/0", f"{tmp}/rm")
             chooser = RewardChooser(RewardScorer(ModelSpec(reward_model.data.tags["ixmcts.base_model"]), adapter))
         elif method == "bon":
-            advisor = ModelSpec(advisor_model or policy_spec.base)
-            advisor_backend = policy_backend if advisor == policy_spec else TransformersBackend(advisor, threads=threads or None)
-            chooser = AdviceChooser(advisor_backend, reward, scenario)
+            chooser = AdviceChooser(backends["advisor"], reward, scenario)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(held_out), desc="interactions done", unit="dialogue")

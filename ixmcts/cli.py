@@ -36,6 +36,7 @@ SEARCH_HELP = {
     "num_shards": "number of shards the conditions are split into",
     "threads": "torch CPU threads (0 = torch's default)",
     "batch_size": "prompts per generate() batch",
+    "backend": "generation backend: transformers (any machine) | vllm (CUDA, prefix caching, LoRA)",
     "checkpoint_dir": "checkpoint folder (empty: a cache folder keyed by the settings)",
 }
 

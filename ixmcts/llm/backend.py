@@ -59,6 +59,14 @@ def request_seed(seed: int, prompt: str, sample: int) -> int:
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
+def render_chat(tokenizer, messages: Messages) -> str:
+    """The prompt text: the chat template with the assistant's turn opened, or a trailing
+    assistant message (a prefilled answer) left open to be continued."""
+    if messages and messages[-1]["role"] == "assistant":
+        return tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
 def next_token_scores(logits, counts, sampling: Sampling, warpers=()):
     """Scores to sample the next token from, in ``generate``'s order: the OpenAI-style
     frequency penalty (minus ``penalty`` × the token's count so far in the completion;
@@ -151,9 +159,7 @@ class TransformersBackend:
         self.prefix_cache = PrefixCache(prefix_cache_mb * 2**20) if prefix_cache_mb > 0 else None
 
     def render(self, messages: Messages) -> str:
-        if messages and messages[-1]["role"] == "assistant":  # continue a prefilled answer
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return render_chat(self.tokenizer, messages)
 
     def generate(self, prompts: Sequence[Messages], n: int, sampling: Sampling, seed: int = 0) -> list[list[str]]:
         if not prompts:

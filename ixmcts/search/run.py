@@ -51,11 +51,15 @@ class SearchParams:
     num_shards: int = 1
     threads: int = 0
     batch_size: int = 16
+    backend: str = "transformers"  # transformers (any machine) | vllm (CUDA)
     checkpoint_dir: str = ""  # empty → $IXMCTS_CACHE/search/<hash of these settings>
 
     def __post_init__(self):
         if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
             raise IxmctsError(f"shard must be in [0, num_shards); got shard={self.shard} num_shards={self.num_shards}")
+        from ..llm import check_backend
+
+        check_backend(self.backend)
         if self.max_new_tokens < 1:
             raise IxmctsError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
 
@@ -111,7 +115,7 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
                policy_spec: ModelSpec | None = None, simulator_spec: ModelSpec | None = None) -> SearchOutcome:
     """``policy_spec``/``simulator_spec``: SFT models (base + adapters); default: the named
     base models, prompted by the scenario."""
-    from ..llm import TransformersBackend
+    from ..llm import make_backends
 
     scenario, config, conditions = prepare_search(params)
     policy_spec = policy_spec or ModelSpec(params.policy_model)
@@ -119,9 +123,9 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
     policy_spec.check(), simulator_spec.check()
     key = params.digest(conditions) + "-" + _spec_digest(policy_spec, simulator_spec)
     checkpoint = Path(params.checkpoint_dir or cache_dir("search", key)) / "checkpoint.json.gz"
-    policy = TransformersBackend(policy_spec, batch_size=params.batch_size, threads=params.threads or None)
-    simulator = policy if simulator_spec == policy_spec else TransformersBackend(
-        simulator_spec, batch_size=params.batch_size, threads=params.threads or None)
+    backends = make_backends({"policy": policy_spec, "simulator": simulator_spec}, params.backend,
+                             batch_size=params.batch_size, threads=params.threads or None)
+    policy, simulator = backends["policy"], backends["simulator"]
 
     total = len(conditions) * config.trajectories
     bars = {
