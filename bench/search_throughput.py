@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ixmcts.data import load_conditions  # noqa: E402
-from ixmcts.llm import Sampling, TransformersBackend  # noqa: E402
+from ixmcts.llm import Sampling, TransformersBackend, make_backends  # noqa: E402
+from ixmcts.llm.models import ModelSpec  # noqa: E402
 from ixmcts.llm.backend import request_seed  # noqa: E402
 from ixmcts.scenarios import get_scenario  # noqa: E402
 from ixmcts.search import SearchConfig, SearchEngine  # noqa: E402
@@ -80,14 +81,16 @@ def main():
     p.add_argument("--budget", type=int, default=4)
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="transformers", help="(b)'s backend: transformers | vllm (CUDA)")
     args = p.parse_args()
     conditions = load_conditions("p4g", "sample", args.trees)
     base_rate, _, base_trees = run("(a) one call per node", OneCallPerNode(args.model, args.threads), args, conditions)
-    backend = TransformersBackend(args.model, threads=args.threads)
-    engine_rate, overhead, trees = run("(b) batched engine", backend, args, conditions)
+    backend = make_backends({"policy": ModelSpec(args.model)}, args.backend, threads=args.threads)["policy"]
+    engine_rate, overhead, trees = run(f"(b) batched engine ({args.backend})", backend, args, conditions)
     same = sum(a == b for a, b in zip(base_trees, trees))
-    cache = backend.prefix_cache
-    print(f"identical trees: {same}/{len(trees)}  prefix cache: {cache.hits} hits, {cache.reused_tokens} tokens reused")
+    cache = getattr(backend, "prefix_cache", None)
+    reuse = f"  prefix cache: {cache.hits} hits, {cache.reused_tokens} tokens reused" if cache else ""
+    print(f"identical trees: {same}/{len(trees)}{reuse}")
     print(f"ratio={engine_rate / base_rate:.2f} overhead={overhead:.3f}")
 
 
