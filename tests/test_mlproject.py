@@ -11,7 +11,7 @@ from conftest import ROOT
 
 STAGES = ["main", "search", "sft", "reward", "preference", "align", "evaluate", "compare", "merge", "annotate",
           "prepare", "human-eval"]
-BUILT = ["main", "search", "sft", "reward", "preference", "align", "evaluate", "compare", "merge"]
+BUILT = ["main", "search", "sft", "reward", "preference", "align", "evaluate", "compare", "merge", "annotate"]
 NOT_BUILT = [s for s in STAGES if s not in BUILT]
 
 
@@ -41,7 +41,7 @@ def test_mlproject_params_match_the_entry_point_options(stage):
     entry = importlib.import_module(stage)
     options = {p.name: p for p in entry.main.params if isinstance(p, click.Option)}
     ep = load_project(str(ROOT)).get_entry_point(stage)
-    names = {p.name if p.name != "profile_name" else "profile" for p in options.values()}
+    names = {p.opts[0].lstrip("-").replace("-", "_") for p in options.values()}
     assert names == set(ep.parameters)
     for p in options.values():
         assert f"{p.opts[0]} {{" in ep.command, f"{stage}: {p.opts[0]} missing from the command"

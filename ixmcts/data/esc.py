@@ -30,11 +30,12 @@ def _records(path: Path, required: tuple[str, ...], what: str) -> list[dict]:
 
 def load_psydt(path: str | Path) -> list[Dialogue]:
     """PsyDTCorpus dialogues; the condition is the help-seeker's opening (PsyDT has no
-    separate description) and the states are empty until ``annotate`` fills them."""
+    separate description). Help-seeker states come from a ``state`` field on user messages,
+    which ``annotate`` adds (empty without it)."""
     path = Path(path)
     out = []
     for i, rec in enumerate(_records(path, ("id", "messages"), "PsyDTCorpus")):
-        turns = []
+        turns, seeker_state = [], ""
         for m in rec["messages"]:
             if not isinstance(m, dict) or "role" not in m or "content" not in m:
                 raise IxmctsError(f"{path}: record {i} (id={rec['id']}): a message lacks role/content")
@@ -42,7 +43,10 @@ def load_psydt(path: str | Path) -> list[Dialogue]:
                 continue
             if m["role"] not in ROLE:
                 raise IxmctsError(f"{path}: record {i} (id={rec['id']}): unknown role {m['role']!r}")
-            turns.append(Turn(ROLE[m["role"]], str(m["content"]).strip()))
+            if m["role"] == "user":
+                seeker_state = str(m.get("state") or "").strip()  # filled by `annotate`
+            # a supporter turn's chain of thought predicts the state the help-seeker is in now
+            turns.append(Turn(ROLE[m["role"]], str(m["content"]).strip(), state=seeker_state))
         if not turns:
             raise IxmctsError(f"{path}: record {i} (id={rec['id']}): empty dialogue")
         opening = next((t.text for t in turns if t.role == USER), turns[0].text)

@@ -143,6 +143,19 @@ class EmotionalSupport(Scenario):
             return text.replace(self.words.lead_in, "").strip(), ""  # a state block with no reply yet
         return "", text.strip()
 
+    def state_template(self) -> str:
+        """The help-seeker state format of the paper's appendix A.1, in this language."""
+        return _STATE_EN if self.language == "en" else _STATE_ZH
+
+    def is_state(self, text: str) -> bool:
+        """Whether ``text`` is a state in the A.1 format: the shown block, then the possibly
+        unexpressed block, each with at least one of the four fields."""
+        w = self.words
+        if w.shown not in text or w.possible not in text or text.index(w.shown) > text.index(w.possible):
+            return False
+        shown, possible = text.split(w.possible, 1)
+        return bool(self._field_re.findall(shown)) and bool(self._field_re.findall(possible))
+
     def unexpressed(self, state: str) -> dict[str, str]:
         """Non-empty observations/feelings in the state's *possibly unexpressed* block."""
         if self.words.possible not in state:
