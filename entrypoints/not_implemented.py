@@ -6,7 +6,6 @@ It fails loudly (exit 3) instead of pretending: each stage says which issue buil
 import sys
 
 PLANNED = {
-    "prepare": "downloading and verifying the corpora — issue #6",
     "human-eval": "the blind A/B human evaluation app — issue #7",
 }
 

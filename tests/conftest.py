@@ -40,3 +40,11 @@ def tracking_env(tmp_path, monkeypatch):
 def run_entrypoint(name: str, *args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "entrypoints" / f"{name}.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+
+
+def run_count(uri: str) -> int:
+    """Runs in every experiment of a tracking store (0 when the store was never created)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    return sum(len(client.search_runs([e.experiment_id])) for e in client.search_experiments())

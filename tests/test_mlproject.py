@@ -11,7 +11,7 @@ from conftest import ROOT
 
 STAGES = ["main", "search", "sft", "reward", "preference", "align", "evaluate", "compare", "merge", "annotate",
           "prepare", "human-eval"]
-BUILT = ["main", "search", "sft", "reward", "preference", "align", "evaluate", "compare", "merge", "annotate"]
+BUILT = ["main", "search", "sft", "reward", "preference", "align", "evaluate", "compare", "merge", "annotate", "prepare"]
 NOT_BUILT = [s for s in STAGES if s not in BUILT]
 
 

@@ -1,0 +1,41 @@
+"""MLflow entry point `prepare`: download a corpus (or take a local folder) and verify it.
+
+    mlflow run . -e prepare --env-manager local -P corpus=p4g                       # → data/p4g/
+    mlflow run . -e prepare --env-manager local -P corpus=p4g -P path=../shared/data/p4g
+    mlflow run . -e prepare --env-manager local -P corpus=psyqa -P path=/data/psyqa
+
+Checksums are checked where upstream's are pinned (ixmcts/data/sources.py); every file is
+parsed with the project's loader; the run records the folder, hashes and counts.
+"""
+
+import click
+import _common  # noqa: F401  (puts this checkout on sys.path)
+
+from ixmcts import tracking
+from ixmcts.cli import reports_errors
+from ixmcts.data.sources import CORPORA, prepare_corpus
+from ixmcts.errors import IxmctsError
+
+
+@click.command()
+@click.option("--corpus", required=True, help=f"one of: {', '.join(CORPORA)}")
+@click.option("--path", default="", help="a local folder holding the corpus files (no download)")
+@click.option("--dest", default="data", show_default=True, help="where downloads go (<dest>/<corpus>/)")
+@click.option("--mirror", default="", help="URL prefix serving the same file names (instead of upstream)")
+@reports_errors
+def main(corpus, path, dest, mirror):
+    if corpus not in CORPORA:
+        raise IxmctsError(f"unknown corpus {corpus!r}; choose one of: {', '.join(CORPORA)}")
+    scenario = "p4g" if corpus == "p4g" else "esc"
+    info = prepare_corpus(corpus, dest, path=path, mirror=mirror)  # fails before a run is created
+    with tracking.stage_run("prepare", scenario, profile="-", method=corpus):
+        import mlflow
+
+        tracking.log_params({"corpus": corpus, "path": path, "dest": dest, "mirror": mirror, "folder": info["folder"]})
+        mlflow.set_tags({f"ixmcts.sha256.{name}": digest for name, digest in info["sha256"].items()})
+        mlflow.log_metrics({f"prepare/{k}".replace(".json", ""): v for k, v in info["counts"].items()})
+    print(f"{corpus}: {info['folder']} verified ({info['counts']})")
+
+
+if __name__ == "__main__":
+    main()
