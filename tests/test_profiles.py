@@ -64,3 +64,15 @@ def test_repro_cpu_profile_refuses_a_missing_corpus_and_other_scenarios(tmp_path
         pipeline_params("repro-cpu", "esc", str(tmp_path))
     with pytest.raises(IxmctsError, match="defined for p4g only, not 'esc'"):
         base_model("repro-cpu", "esc")
+
+
+@pytest.mark.parametrize("name", ["cpu", "repro-cpu", "paper"])
+def test_every_profile_builds_every_stage_config(name):
+    from ixmcts.profiles import PROFILES
+
+    for stage, cls in (("sft", SFTStageConfig), ("reward", RewardStageConfig), ("dpo", DPOStageConfig)):
+        config = typed(cls, stage_settings(name, stage, {}))
+        assert config.lr > 0 and config.batch_size >= 1
+    for scenario in PROFILES[name]["base_model"]:
+        assert base_model(name, scenario)
+    assert set(stage_settings(name, "preference", {})) == {"num_contexts", "n", "max_new_tokens"}
