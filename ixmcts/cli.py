@@ -105,5 +105,47 @@ def init_tracking():
     click.echo(f"tracking store: {tracking.configure()}")
 
 
+@main.group("human-eval")
+def human_eval():
+    """Human evaluation: the rating report (Table 5, Figure 3, Fleiss' kappa)."""
+
+
+@human_eval.command("report")
+@click.option("--ratings", required=True, help="ratings.csv: session_id, rater_id, model, supportiveness, willingness")
+@click.option("--annotations", default="", help="annotations.csv: pair_id, annotator, label (a1|a2|tie); imcts = the ranking")
+@click.option("--model", default="Aligned", show_default=True, help="the arm compared against --baseline")
+@click.option("--baseline", default="SFT", show_default=True)
+@click.option("--output-dir", default="results/human", show_default=True)
+@reports_errors
+def human_eval_report(ratings, annotations, model, baseline, output_dir):
+    """Table 5 (means, 95% bootstrap CIs, ±1 rating-noise test), Figure 3 (win rates) and kappa."""
+    from pathlib import Path
+
+    from .human import report
+    from .io import atomic_open
+
+    rows = report.read_ratings(ratings)
+    table = report.table5(rows)
+    wins = report.win_rates(rows, model, baseline)
+    kappas = {}
+    if annotations:
+        labels = report.read_csv(annotations, ("pair_id", "annotator", "label"))
+        kappas = {"annotators": report.annotation_kappa(labels, with_imcts=False),
+                  "annotators + i×MCTS": report.annotation_kappa(labels)}
+    out = Path(output_dir)
+    text = report.to_markdown(table, wins, kappas)
+    with atomic_open(out / "table5.md") as f:
+        f.write(text)
+    report.plot_win_rates(wins, model, baseline, out / "figure3.png")
+    click.echo(text + f"written: {out / 'table5.md'}, {out / 'figure3.png'}")
+
+
+@human_eval.command("serve")
+def human_eval_serve():
+    """The blind A/B chat app (not built yet: issue #7)."""
+    click.echo("error: the human-eval web app is not implemented yet (issue #7); `ixmcts human-eval report` works.", err=True)
+    sys.exit(3)
+
+
 if __name__ == "__main__":
     main()
