@@ -215,11 +215,11 @@ class TransformersBackend:
                     if c:
                         k[i, :, past - c :], v[i, :, past - c :] = kv[layer]
                 layers.append((k, v))
-            kwargs["past_key_values"] = DynamicCache(ddp_cache_data=layers)
+            kwargs["cache"] = DynamicCache(ddp_cache_data=layers)
         mask = mask.to(self.device)
         out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask,
                          position_ids=positions.to(self.device), use_cache=True, **kwargs)
-        cache = out.past_key_values
+        cache = out.cache  # (transformers 5 names the KV cache `cache`)
         if self.prefix_cache is not None:
             for i, ids in enumerate(prompts):
                 real = mask[i].nonzero().squeeze(-1)
@@ -268,6 +268,6 @@ class TransformersBackend:
                 next_pos = mask.sum(-1, keepdim=True)
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
                 out = self.model(input_ids=picked[:, None], attention_mask=mask, position_ids=next_pos,
-                                 past_key_values=cache, use_cache=True)
-                cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+                                 cache=cache, use_cache=True)
+                cache, logits = out.cache, out.logits[:, -1, :].float()
         return tokens
