@@ -67,6 +67,13 @@ def render_chat(tokenizer, messages: Messages) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+def with_prefill(prompt: Messages, text: str) -> str:
+    """A completion's text, with the prompt's prefilled answer (a trailing assistant
+    message the model continued) put back in front."""
+    prefix = prompt[-1]["content"] if prompt and prompt[-1]["role"] == "assistant" else ""
+    return (prefix + text).strip()
+
+
 def next_token_scores(logits, counts, sampling: Sampling, warpers=()):
     """Scores to sample the next token from, in ``generate``'s order: the OpenAI-style
     frequency penalty (minus ``penalty`` × the token's count so far in the completion;
@@ -181,9 +188,7 @@ class TransformersBackend:
         """The text of sampled token ids; a prefilled answer is put back in front."""
         self.stats.generated_tokens += len(ids)
         self.stats.sequences += 1
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        prefix = prompt[-1]["content"] if prompt and prompt[-1]["role"] == "assistant" else ""
-        return (prefix + text).strip() if prefix else text.strip()
+        return with_prefill(prompt, self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def _prefill(self, prompts: list[list[int]]):
         """Run the prompts' tokens through the model in one left-padded batch, starting each

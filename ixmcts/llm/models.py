@@ -21,6 +21,16 @@ class ModelSpec:
     base: str  # registry name, local folder or hub id
     adapters: tuple[str, ...] = field(default_factory=tuple)  # local LoRA adapter folders, merged in order
 
+    def digest(self) -> str:
+        """Identifies the weights: the base's name and every adapter's tensors, in order."""
+        import hashlib
+
+        h = hashlib.sha256(self.base.encode())
+        for adapter in self.adapters:
+            for f in sorted(Path(adapter).rglob("*.safetensors")):
+                h.update(f.read_bytes())
+        return h.hexdigest()[:16]
+
     def check(self) -> None:
         for a in self.adapters:
             recorded = adapter_base(a)

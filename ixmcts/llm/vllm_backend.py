@@ -10,12 +10,11 @@ model) is merged into one folder first and gets an engine of its own.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Sequence
 
 from ..io import cache_dir
-from .backend import GenerationStats, Messages, Sampling, render_chat, request_seed
+from .backend import GenerationStats, Messages, Sampling, render_chat, request_seed, with_prefill
 from .models import ModelSpec, load_causal_lm, load_tokenizer
 from .registry import resolve_model
 
@@ -36,15 +35,7 @@ def serving_plan(spec: ModelSpec) -> tuple[str, str | None]:
     """(the model an engine serves, the LoRA adapter a request adds or None) for a spec."""
     if len(spec.adapters) <= 1:
         return spec.base, (spec.adapters[0] if spec.adapters else None)
-    return f"merged:{_merged_key(spec)}", None
-
-
-def _merged_key(spec: ModelSpec) -> str:
-    h = hashlib.sha256(spec.base.encode())
-    for adapter in spec.adapters:
-        for f in sorted(Path(adapter).rglob("*.safetensors")):
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    return f"merged:{spec.digest()}", None
 
 
 def _served_folder(spec: ModelSpec, served: str) -> str:
@@ -100,11 +91,7 @@ class VLLMBackend:
         self.stats.calls += 1
         results = []
         for prompt, out in zip(prompts, outputs):
-            prefix = prompt[-1]["content"] if prompt and prompt[-1]["role"] == "assistant" else ""
-            texts_out = []
-            for completion in out.outputs:
-                self.stats.sequences += 1
-                self.stats.generated_tokens += len(completion.token_ids)
-                texts_out.append((prefix + completion.text).strip() if prefix else completion.text.strip())
-            results.append(texts_out)
+            self.stats.sequences += len(out.outputs)
+            self.stats.generated_tokens += sum(len(c.token_ids) for c in out.outputs)
+            results.append([with_prefill(prompt, c.text) for c in out.outputs])
         return results

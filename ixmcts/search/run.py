@@ -80,16 +80,6 @@ class SearchParams:
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _spec_digest(*specs: ModelSpec) -> str:
-    h = hashlib.sha256()
-    for spec in specs:
-        h.update(spec.base.encode())
-        for a in spec.adapters:
-            for f in sorted(Path(a).rglob("*.safetensors")):
-                h.update(f.read_bytes())
-    return h.hexdigest()[:12]
-
-
 @dataclass
 class SearchOutcome:
     output_dir: Path
@@ -121,7 +111,7 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
     policy_spec = policy_spec or ModelSpec(params.policy_model)
     simulator_spec = simulator_spec or ModelSpec(params.simulator_model or params.policy_model)
     policy_spec.check(), simulator_spec.check()
-    key = params.digest(conditions) + "-" + _spec_digest(policy_spec, simulator_spec)
+    key = f"{params.digest(conditions)}-{policy_spec.digest()[:6]}{simulator_spec.digest()[:6]}"
     checkpoint = Path(params.checkpoint_dir or cache_dir("search", key)) / "checkpoint.json.gz"
     backends = make_backends({"policy": policy_spec, "simulator": simulator_spec}, params.backend,
                              batch_size=params.batch_size, threads=params.threads or None)
