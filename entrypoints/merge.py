@@ -16,7 +16,7 @@ from ixmcts import tracking
 from ixmcts.cli import reports_errors
 from ixmcts.errors import IxmctsError
 from ixmcts.io import read_jsonl, write_jsonl
-from ixmcts.search.merge import RUN_ONLY, Shard, merge_shards
+from ixmcts.search.merge import RUN_ONLY, Shard, merge_shards, merged_conditions
 
 SUMMED = ("search/trees", "search/trajectories", "search/engaged_trajectories", "search/nodes", "search/llm_calls",
           "search/generated_tokens", "search/wall_sec")
@@ -45,8 +45,6 @@ def main(scenario, runs, allow_partial, profile):
                                 read_jsonl(local / "conditions.jsonl"), models))
         pairs = merge_shards(shards, allow_partial=allow_partial)
         num_shards = int(shards[0].params.get("num_shards", 1))
-        conditions = sorted(((int(s.params["shard"]) + j * num_shards, c) for s in shards for j, c in enumerate(s.conditions)),
-                            key=lambda item: item[0])
         with tracking.stage_run("search", scenario, profile=profile, method="merge", reward="engagement") as run:
             mlflow.set_tags({"ixmcts.upstream.shards": ",".join(ids),
                              **{f"ixmcts.{k}": v for k, v in shards[0].models.items() if v}})
@@ -54,7 +52,7 @@ def main(scenario, runs, allow_partial, profile):
             tracking.log_params({"shards": len(shards), "allow_partial": allow_partial})
             mlflow.log_metrics({m: sum(r.data.metrics.get(m, 0.0) for r in found) for m in SUMMED})
             mlflow.log_metrics({"search/pairs": len(pairs), "search/shards": len(shards)})
-            write_jsonl(Path(tmp) / "conditions.jsonl", (c for _, c in conditions))
+            write_jsonl(Path(tmp) / "conditions.jsonl", merged_conditions(shards))
             tracking.log_jsonl_dataset(Path(tmp) / "conditions.jsonl", "conditions", "search.conditions",
                                        json_columns=("attributes",))
             write_jsonl(Path(tmp) / "dp.jsonl", pairs)

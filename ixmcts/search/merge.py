@@ -26,6 +26,18 @@ class Shard:
     models: dict[str, str] = field(default_factory=dict)  # policy / simulator upstream runs and base model
 
 
+def positions(shard: Shard) -> dict[str, int]:
+    """Each of the shard's conditions' position in the unsharded search (shard i holds i, i+n, …)."""
+    index, num_shards = int(shard.params.get("shard", 0)), int(shard.params.get("num_shards", 1))
+    return {c["id"]: index + j * num_shards for j, c in enumerate(shard.conditions)}
+
+
+def merged_conditions(shards: list[Shard]) -> list[dict]:
+    """The shards' conditions in the order of the unsharded search."""
+    ranked = [(positions(s)[c["id"]], c) for s in shards for c in s.conditions]
+    return [c for _, c in sorted(ranked, key=lambda item: item[0])]
+
+
 def _settings(shard: Shard) -> dict[str, str]:
     return {k: v for k, v in shard.params.items() if k not in RUN_ONLY}
 
@@ -58,7 +70,7 @@ def merge_shards(shards: list[Shard], allow_partial: bool = False) -> list[dict]
 
     ranked = []  # (position of the condition in the unsharded list, order within the shard, pair)
     for shard, index in zip(shards, indices):
-        position = {c["id"]: index + j * num_shards for j, c in enumerate(shard.conditions)}
+        position = positions(shard)
         for k, pair in enumerate(shard.pairs):
             if pair["condition_id"] not in position:
                 raise IxmctsError(f"search run {shard.run_id}: a pair's condition {pair['condition_id']!r} is not among its conditions")
