@@ -11,6 +11,8 @@ import sys
 import click
 
 from .errors import IxmctsError
+from .human.study import HELP as STUDY_HELP
+from .human.study import StudyParams
 from .search.run import SearchParams
 
 SEARCH_HELP = {
@@ -107,7 +109,7 @@ def init_tracking():
 
 @main.group("human-eval")
 def human_eval():
-    """Human evaluation: the rating report (Table 5, Figure 3, Fleiss' kappa)."""
+    """Human evaluation: the blind A/B app, its export, and the report (Table 5, Figure 3, Fleiss' kappa)."""
 
 
 @human_eval.command("report")
@@ -119,32 +121,50 @@ def human_eval():
 @reports_errors
 def human_eval_report(ratings, annotations, model, baseline, output_dir):
     """Table 5 (means, 95% bootstrap CIs, ±1 rating-noise test), Figure 3 (win rates) and kappa."""
-    from pathlib import Path
+    from .human.report import write_report
 
-    from .human import report
-    from .io import atomic_open
-
-    rows = report.read_ratings(ratings)
-    table = report.table5(rows)
-    wins = report.win_rates(rows, model, baseline)
-    kappas = {}
-    if annotations:
-        labels = report.read_csv(annotations, ("pair_id", "annotator", "label"))
-        kappas = {"annotators": report.annotation_kappa(labels, with_imcts=False),
-                  "annotators + i×MCTS": report.annotation_kappa(labels)}
-    out = Path(output_dir)
-    text = report.to_markdown(table, wins, kappas)
-    with atomic_open(out / "table5.md") as f:
-        f.write(text)
-    report.plot_win_rates(wins, model, baseline, out / "figure3.png")
-    click.echo(text + f"written: {out / 'table5.md'}, {out / 'figure3.png'}")
+    result = write_report(ratings, annotations or None, model, baseline, output_dir)
+    table5_md, figure3 = result["files"]
+    click.echo(table5_md.read_text(encoding="utf-8") + f"written: {table5_md}, {figure3}")
 
 
 @human_eval.command("serve")
-def human_eval_serve():
-    """The blind A/B chat app (not built yet: issue #7)."""
-    click.echo("error: the human-eval web app is not implemented yet (issue #7); `ixmcts human-eval report` works.", err=True)
-    sys.exit(3)
+@dataclass_options(StudyParams, STUDY_HELP)
+@click.option("--model-a", required=True, help="first model: a registry name, local folder or hub id (e.g. a merged SFT policy)")
+@click.option("--model-b", required=True, help="second model")
+@click.option("--name-a", default="SFT", show_default=True, help="the first model's name in ratings.csv (never shown to raters)")
+@click.option("--name-b", default="Aligned", show_default=True)
+@click.option("--pairs", default="", help="D_p (dp.jsonl) to sample annotation pairs from")
+@reports_errors
+def human_eval_serve(model_a, model_b, name_a, name_b, pairs, **params):
+    """The blind A/B chat app with ratings, and pair annotation (local models; the `human-eval`
+    entry point takes tracked runs and logs the data to MLflow)."""
+    from .human.study import build_study, serve
+    from .io import read_jsonl
+    from .llm.models import ModelSpec
+
+    if name_a == name_b:
+        raise IxmctsError("the two models need different names")
+    p = StudyParams(**params)
+    study = build_study(p, {name_a: (model_a, ModelSpec(model_a)), name_b: (model_b, ModelSpec(model_b))},
+                        read_jsonl(pairs) if pairs else None, pairs_source=pairs)
+    serve(study, p.host, p.port, p.allow_remote)
+
+
+@human_eval.command("export")
+@click.option("--db", required=True, help="the study's SQLite database")
+@click.option("--output-dir", default="results/human", show_default=True)
+@reports_errors
+def human_eval_export(db, output_dir):
+    """ratings.csv, annotations.csv (with the i×MCTS ranking as annotator `imcts`) and conversations.jsonl."""
+    from pathlib import Path
+
+    from .human.store import Store
+
+    if not Path(db).is_file():
+        raise IxmctsError(f"{db}: no such database")
+    files = Store(db).export(output_dir)
+    click.echo("written: " + ", ".join(str(f) for f in files.values()))
 
 
 if __name__ == "__main__":

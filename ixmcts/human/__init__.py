@@ -1,2 +1,3 @@
-"""Human evaluation: the statistics of the paper's Table 5, Figure 3 and Section 5.2 from
-rating and annotation files. (The blind A/B chat app that collects them is issue #7.)"""
+"""Human evaluation (the paper's Section 5.2–5.3): a blind A/B chat app with ratings and
+pair annotation (``app``, ``store``, ``study``), and the statistics of Table 5, Figure 3 and
+Fleiss' kappa from its exported files (``report``)."""

@@ -44,13 +44,14 @@ def noise_sensitivity(ratings: list[float], replicates: int = 1000, low: int = 1
     return mean, (sum((x - mean) ** 2 for x in noisy) / (len(noisy) - 1)) ** 0.5
 
 
-def read_csv(path: str | Path, required: tuple[str, ...]) -> list[dict]:
+def read_csv(path: str | Path, required: tuple[str, ...], allow_empty: bool = False) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise IxmctsError(f"{path}: no such file")
     with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    missing = [c for c in required if rows and c not in rows[0]] or ([] if rows else ["any row"])
+        reader = csv.DictReader(f)
+        rows, header = list(reader), reader.fieldnames or []
+    missing = [c for c in required if c not in header] or ([] if rows or allow_empty else ["any row"])
     if missing:
         raise IxmctsError(f"{path}: missing {', '.join(missing)}")
     return rows
@@ -139,7 +140,7 @@ def to_markdown(rows: list[dict], wins: dict | None = None, kappas: dict | None 
     return "\n".join(lines) + "\n"
 
 
-def plot_win_rates(wins: dict, model: str, baseline: str, path: str | Path) -> None:
+def plot_win_rates(wins: dict, model: str, baseline: str, path) -> None:
     """Figure 3: stacked win / tie / loss bars per dimension."""
     import matplotlib
 
@@ -159,5 +160,29 @@ def plot_win_rates(wins: dict, model: str, baseline: str, path: str | Path) -> N
     ax.set_xlabel(f"share of sessions: {model} vs {baseline}")
     ax.legend(ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=150, format="png")
     plt.close(fig)
+
+
+def write_report(ratings_csv: str | Path, annotations_csv: str | Path | None, model: str, baseline: str,
+                 output_dir: str | Path) -> dict:
+    """Table 5 (``table5.md``) and Figure 3 (``figure3.png``) in ``output_dir`` from exported
+    files, with Fleiss' kappa over the annotators (when two or more labelled the same pairs)
+    and over the annotators plus the i×MCTS ranking. Returns the table, win rates and kappas."""
+    from ..io import atomic_open
+
+    ratings = read_ratings(ratings_csv)
+    table, wins = table5(ratings), win_rates(ratings, model, baseline)
+    labels = read_csv(annotations_csv, ("pair_id", "annotator", "label"), allow_empty=True) if annotations_csv else []
+    humans = len({r["annotator"] for r in labels} - {"imcts"})
+    kappas = {}
+    if humans >= 2:
+        kappas["annotators"] = annotation_kappa(labels, with_imcts=False)
+    if humans >= 1 and any(r["annotator"] == "imcts" for r in labels):
+        kappas["annotators + i×MCTS"] = annotation_kappa(labels)
+    out = Path(output_dir)
+    with atomic_open(out / "table5.md") as f:
+        f.write(to_markdown(table, wins, kappas))
+    with atomic_open(out / "figure3.png", "wb") as f:
+        plot_win_rates(wins, model, baseline, f)
+    return {"table": table, "wins": wins, "kappas": kappas, "files": [out / "table5.md", out / "figure3.png"]}

@@ -105,24 +105,27 @@ def log_search(params: dict, outcome) -> None:
 
 # upstream runs -------------------------------------------------------------------------
 
-def upstream(run_id: str, stage: str, scenario: str | None, role: str | None = None):
-    """A FINISHED run of ``stage`` for ``scenario`` (any, if None) and ``role``, or a clear error."""
+def upstream(run_id: str, stage: str | tuple[str, ...], scenario: str | None, role: str | None = None):
+    """A FINISHED run of ``stage`` (or of any of several stages) for ``scenario`` (any, if None)
+    and ``role`` (checked on runs that carry one), or a clear error."""
     from ..errors import IxmctsError
 
+    stages = (stage,) if isinstance(stage, str) else tuple(stage)
+    what = " or ".join(stages)
     configure()
     try:
         run = mlflow.get_run(run_id)
     except Exception:  # MLflow raises its own exception types for unknown ids
-        raise IxmctsError(f"upstream {stage} run {run_id!r} not found in {mlflow.get_tracking_uri()}") from None
+        raise IxmctsError(f"upstream {what} run {run_id!r} not found in {mlflow.get_tracking_uri()}") from None
     tags = run.data.tags
-    if tags.get(f"{TAG}stage") != stage:
-        raise IxmctsError(f"run {run_id} is a {tags.get(f'{TAG}stage', 'untagged')} run, not a {stage} run")
+    if tags.get(f"{TAG}stage") not in stages:
+        raise IxmctsError(f"run {run_id} is a {tags.get(f'{TAG}stage', 'untagged')} run, not a {what} run")
     if scenario is not None and tags.get(f"{TAG}scenario") != scenario:
-        raise IxmctsError(f"{stage} run {run_id} is for scenario {tags.get(f'{TAG}scenario')!r}, not {scenario!r}")
-    if role and tags.get(f"{TAG}role") != role:
-        raise IxmctsError(f"{stage} run {run_id} trained the {tags.get(f'{TAG}role')!r}, not the {role}")
+        raise IxmctsError(f"{what} run {run_id} is for scenario {tags.get(f'{TAG}scenario')!r}, not {scenario!r}")
+    if role and f"{TAG}role" in tags and tags[f"{TAG}role"] != role:
+        raise IxmctsError(f"{what} run {run_id} trained the {tags.get(f'{TAG}role')!r}, not the {role}")
     if run.info.status != "FINISHED":
-        raise IxmctsError(f"{stage} run {run_id} is {run.info.status}, not FINISHED")
+        raise IxmctsError(f"{what} run {run_id} is {run.info.status}, not FINISHED")
     return run
 
 
