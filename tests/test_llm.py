@@ -93,9 +93,7 @@ def test_greedy_decoding_matches_transformers_generate_under_left_padding(backen
         assert mine == tok.decode(ref[0, enc.input_ids.shape[1]:], skip_special_tokens=True).strip()
 
 
-def test_frequency_penalty_subtracts_counts_then_temperature_and_top_k_apply():
-    from transformers.generation.logits_process import TopKLogitsWarper
-
+def test_frequency_penalty_subtracts_counts_then_temperature_applies():
     from ixmcts.llm.backend import next_token_scores
 
     logits = torch.zeros(1, 10)
@@ -104,9 +102,29 @@ def test_frequency_penalty_subtracts_counts_then_temperature_and_top_k_apply():
     counts[0, 3], counts[0, 1] = 3, 1  # generated so far: 3 3 3 1
     out = next_token_scores(logits, counts, Sampling(temperature=0.0, frequency_penalty=1.5))
     assert out[0, 3] == -4.5 and out[0, 1] == -1.5 and out[0, 7] == 0.0 and out[0, 5] == 3.0
-    out = next_token_scores(logits, counts, Sampling(temperature=0.5, frequency_penalty=1.5), [TopKLogitsWarper(2)])
-    kept = torch.isfinite(out[0]).nonzero().squeeze(-1).tolist()
-    assert out[0, 5] == 6.0 and len(kept) >= 2 and 3 not in kept and 1 not in kept
+    out = next_token_scores(logits, counts, Sampling(temperature=0.5, frequency_penalty=1.5))
+    assert out[0, 5] == 6.0 and out[0, 3] == -9.0
+
+
+@pytest.mark.parametrize("top_k, top_p", [(50, 0.9), (5, 0.5), (0, 0.7), (3, 1.0), (50, 0.999)])
+def test_candidates_keep_what_generates_top_k_then_top_p_keep(top_k, top_p):
+    """The same tokens, with the same probabilities, as transformers' warpers over the vocabulary."""
+    from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
+    from ixmcts.llm.backend import candidates
+
+    scores = torch.randn(6, 300, generator=torch.Generator().manual_seed(top_k)) * 3
+    reference = scores.clone()
+    if top_k:
+        reference = TopKLogitsWarper(top_k)(None, reference)
+    if top_p < 1:
+        reference = TopPLogitsWarper(top_p)(None, reference)
+    values, ids = candidates(scores, Sampling(top_k=top_k, top_p=top_p))
+    for row in range(scores.shape[0]):
+        kept = torch.isfinite(values[row])
+        assert set(ids[row][kept].tolist()) == set(torch.isfinite(reference[row]).nonzero().squeeze(-1).tolist())
+        probs = torch.zeros(300).index_put_((ids[row],), values[row].softmax(-1))
+        assert torch.allclose(probs, reference[row].softmax(-1), atol=1e-6)
 
 
 def test_a_large_frequency_penalty_keeps_tokens_from_coming_back(backend):

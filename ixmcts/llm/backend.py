@@ -74,16 +74,27 @@ def with_prefill(prompt: Messages, text: str) -> str:
     return (prefix + text).strip()
 
 
-def next_token_scores(logits, counts, sampling: Sampling, warpers=()):
-    """Scores to sample the next token from, in ``generate``'s order: the OpenAI-style
-    frequency penalty (minus ``penalty`` × the token's count so far in the completion;
-    transformers only ships the multiplicative repetition penalty), temperature, top-k, top-p."""
+def next_token_scores(logits, counts, sampling: Sampling):
+    """Scores to sample the next token from: the OpenAI-style frequency penalty (minus
+    ``penalty`` × the token's count so far in the completion; transformers only ships the
+    multiplicative repetition penalty), then temperature."""
     scores = logits - sampling.frequency_penalty * counts if sampling.frequency_penalty else logits
-    if sampling.temperature > 0:
-        scores = scores / sampling.temperature
-        for warp in warpers:
-            scores = warp(None, scores)
-    return scores
+    return scores / sampling.temperature if sampling.temperature > 0 else scores
+
+
+def candidates(scores, sampling: Sampling):
+    """The tokens top-k and then top-p keep, in ``generate``'s order and with its semantics,
+    as ``(values, token_ids)`` of shape (rows, k), best first; top-p's removals are −inf.
+    Sampling among k candidates instead of the whole vocabulary spares a full sort and a
+    full-vocabulary softmax per row and step; the distribution is the same."""
+    k = min(sampling.top_k or scores.shape[-1], scores.shape[-1])
+    values, ids = scores.topk(k, dim=-1)
+    if sampling.top_p < 1.0:
+        mass_below = values.softmax(-1).flip(-1).cumsum(-1).flip(-1)  # this token's and all lower ones'
+        remove = mass_below <= 1 - sampling.top_p
+        remove[:, 0] = False  # the best token always stays
+        values = values.masked_fill(remove, float("-inf"))
+    return values, ids
 
 
 class PrefixCache:
@@ -128,6 +139,55 @@ class PrefixCache:
         while self.bytes > self.max_bytes:
             _, (_, old) = self.entries.popitem(last=False)
             self.bytes -= sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in old)
+
+
+def roomy_cache(num_layers: int, room: int):
+    """A KV cache whose layers write new tokens into buffers with room to grow, instead of
+    ``DynamicCache``'s concatenation, which copies every layer's whole cache at every decoding
+    step (the largest cost after the matrix products when a batch holds long conversations)."""
+    import torch
+    from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+
+    class RoomyLayer(DynamicLayer):
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.device, self.is_initialized, self.length = key_states.device, True, 0
+                self.buffers = self._allocate(key_states, max(room, key_states.shape[-2]))
+            end = self.length + key_states.shape[-2]
+            if end > self.buffers[0].shape[-2]:  # out of room: double it
+                grown = self._allocate(key_states, 2 * end)
+                for old, new in zip(self.buffers, grown):
+                    new[:, :, : self.length] = old[:, :, : self.length]
+                self.buffers = grown
+            self.buffers[0][:, :, self.length : end] = key_states
+            self.buffers[1][:, :, self.length : end] = value_states
+            self.length = end
+            return self._views()
+
+        @staticmethod
+        def _allocate(like, length):
+            shape = (like.shape[0], like.shape[1], length, like.shape[3])
+            return like.new_empty(shape), like.new_empty(shape)
+
+        def _views(self):
+            self.keys, self.values = (b[:, :, : self.length] for b in self.buffers)
+            return self.keys, self.values
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            if self.is_initialized:
+                self.buffers = tuple(b.repeat_interleave(repeats, dim=0) for b in self.buffers)
+                self._views()
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            if self.is_initialized:
+                self.buffers = tuple(b[indices] for b in self.buffers)
+                self._views()
+
+    class RoomyCache(DynamicCache):
+        def __init__(self):
+            Cache.__init__(self, layers=[RoomyLayer() for _ in range(num_layers)])
+
+    return RoomyCache()
 
 
 class TransformersBackend:
@@ -190,12 +250,12 @@ class TransformersBackend:
         self.stats.sequences += 1
         return with_prefill(prompt, self.tokenizer.decode(ids, skip_special_tokens=True))
 
-    def _prefill(self, prompts: list[list[int]]):
+    def _prefill(self, prompts: list[list[int]], room: int = 0):
         """Run the prompts' tokens through the model in one left-padded batch, starting each
-        from its longest cached prefix; returns the batch's KV cache, the next-token logits
-        and the attention mask. Layout of row i: [pad][cached c_i][pad][new tokens]."""
+        from its longest cached prefix; returns the batch's KV cache (with ``room`` more
+        positions for decoding), the next-token logits and the attention mask.
+        Layout of row i: [pad][cached c_i][pad][new tokens]."""
         import torch
-        from transformers import DynamicCache
 
         reuse = [self.prefix_cache.longest(ids) if self.prefix_cache else (0, None) for ids in prompts]
         past = max(c for c, _ in reuse)
@@ -209,21 +269,19 @@ class TransformersBackend:
             mask[i, past - c : past] = 1
             mask[i, past + width - len(ids):] = 1
             positions[i, width - len(ids):] = torch.arange(c, c + len(ids))
-        kwargs = {}
+        cache = roomy_cache(self.model.config.num_hidden_layers, past + width + room)
         if past:
             template = next(kv for _, kv in reuse if kv)
-            layers = []
             for layer, (k0, v0) in enumerate(template):
                 k = k0.new_zeros((rows, k0.shape[0], past, k0.shape[2]))
                 v = v0.new_zeros((rows, v0.shape[0], past, v0.shape[2]))
                 for i, (c, kv) in enumerate(reuse):
                     if c:
                         k[i, :, past - c :], v[i, :, past - c :] = kv[layer]
-                layers.append((k, v))
-            kwargs["cache"] = DynamicCache(ddp_cache_data=layers)
+                cache.layers[layer].update(k, v)
         mask = mask.to(self.device)
-        out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask,
-                         position_ids=positions.to(self.device), use_cache=True, **kwargs)
+        out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask, position_ids=positions.to(self.device),
+                         cache=cache, use_cache=True, logits_to_keep=1)
         cache = out.cache  # (transformers 5 names the KV cache `cache`)
         if self.prefix_cache is not None:
             for i, ids in enumerate(prompts):
@@ -235,27 +293,25 @@ class TransformersBackend:
     def _sample(self, texts: list[str], n: int, sampling: Sampling, seeds: list[int]) -> list[list[int]]:
         """Token ids of ``n`` completions per text (rows in order text × sample), end token cut."""
         import torch
-        from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
-        warpers = [TopKLogitsWarper(sampling.top_k)] if sampling.top_k else []
-        if sampling.top_p < 1.0:
-            warpers.append(TopPLogitsWarper(sampling.top_p))
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         rows = len(seeds)
         tokens: list[list[int]] = [[] for _ in range(rows)]
         active = torch.arange(rows, device=self.device)  # the rows still generating
         end = torch.tensor(self.eos_token_ids, device=self.device)
         with torch.inference_mode():
-            cache, logits, mask = self._prefill([self.tokenizer(t, add_special_tokens=False).input_ids for t in texts])
+            cache, logits, mask = self._prefill([self.tokenizer(t, add_special_tokens=False).input_ids for t in texts],
+                                                room=sampling.max_new_tokens)
             if n > 1:  # one prefill per prompt, shared by its n samples
                 cache.batch_repeat_interleave(n)
                 logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
             counts = torch.zeros_like(logits)  # per-row token counts, for the frequency penalty
             for step in range(sampling.max_new_tokens):
-                scores = next_token_scores(logits, counts, sampling, warpers)
+                scores = next_token_scores(logits, counts, sampling)
                 if sampling.temperature > 0:
-                    probs = torch.softmax(scores, dim=-1)
-                    picked = torch.cat([torch.multinomial(probs[k], 1, generator=generators[r])
+                    values, ids = candidates(scores, sampling)
+                    probs = torch.softmax(values, dim=-1)
+                    picked = torch.cat([ids[k, torch.multinomial(probs[k], 1, generator=generators[r])]
                                         for k, r in enumerate(active.tolist())])
                 else:
                     picked = scores.argmax(-1)
