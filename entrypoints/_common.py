@@ -2,6 +2,7 @@
 profile settings, and the LoRA options every training stage takes."""
 
 import dataclasses
+import os
 import random
 import sys
 from pathlib import Path
@@ -59,3 +60,22 @@ def subsample(items: list, count: int, seed: int) -> list:
     if not count or count >= len(items):
         return items
     return [items[i] for i in sorted(random.Random(seed).sample(range(len(items)), count))]
+
+
+def relaunch(num_processes: int) -> None:
+    """Run this entry point again as ``num_processes`` data-parallel processes (torchrun, the
+    launcher ``accelerate launch --multi_gpu`` uses), once the input has been checked. The
+    processes inherit ``MLFLOW_RUN_ID``; rank 0 logs the run, the others only train. Under a
+    launcher already (``RANK`` set) or with one process, it returns."""
+    if num_processes < 1:
+        raise IxmctsError(f"num_processes must be at least 1, got {num_processes}")
+    if num_processes == 1 or "RANK" in os.environ:
+        return
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                              f"--nproc_per_node={num_processes}", sys.argv[0], *sys.argv[1:]])
+
+
+def num_processes_option(fn):
+    return click.option("--num-processes", default=1, type=int, show_default=True,
+                        help="data-parallel training processes (one per GPU; torchrun)")(fn)

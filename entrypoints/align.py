@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import click
-from _common import config_params, lora, lora_options, typed
+from _common import config_params, lora, lora_options, num_processes_option, relaunch, typed
 
 from ixmcts import tracking
 from ixmcts.cli import reports_errors
@@ -31,8 +31,9 @@ from ixmcts.train.dpo import DPOStageConfig, train_dpo
 @click.option("--batch-size", default="")
 @click.option("--seed", default=0, type=int)
 @lora_options
+@num_processes_option
 @reports_errors
-def main(scenario, policy_run, preference_run, profile_name, seed, **kw):
+def main(scenario, policy_run, preference_run, profile_name, seed, num_processes, **kw):
     policy = tracking.upstream(policy_run, "sft", scenario, role="policy")
     preference = tracking.upstream(preference_run, "preference", scenario)
     base = policy.data.tags["ixmcts.base_model"]
@@ -41,6 +42,7 @@ def main(scenario, policy_run, preference_run, profile_name, seed, **kw):
                           f"from {preference.data.tags.get('ixmcts.base_model')!r}: the base models do not match")
     settings = stage_settings(profile_name, "dpo", {k: kw[k] for k in ("beta", "lr", "epochs", "max_steps", "max_length", "batch_size")})
     config = typed(DPOStageConfig, settings, seed=seed, lora=lora(kw["lora_r"], kw["lora_alpha"], kw["lora_dropout"], kw["lora_targets"]))
+    relaunch(num_processes)
     with tempfile.TemporaryDirectory(prefix="ixmcts-align-") as tmp:
         pairs = read_jsonl(tracking.download(preference_run, "data/d.jsonl", tmp))
         if not pairs:
@@ -52,6 +54,8 @@ def main(scenario, policy_run, preference_run, profile_name, seed, **kw):
                                  **config_params(config)})
             adapter = str(Path(tmp) / "dpo")
             curves = train_dpo(sft_spec, pairs, config, adapter)
+            if not tracking.is_main_process():
+                return  # rank 0 saved the adapter and logs
             record_base(adapter, base)
             for key, points in curves.items():
                 tracking.log_curve("train/" + key.replace("/", "_"), points)

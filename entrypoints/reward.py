@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import click
-from _common import config_params, lora, lora_options, typed
+from _common import config_params, lora, lora_options, num_processes_option, relaunch, typed
 
 from ixmcts import tracking
 from ixmcts.cli import reports_errors
@@ -31,13 +31,15 @@ from ixmcts.train.reward import RewardStageConfig, train_reward
 @click.option("--val-fraction", default=0.2, type=float, show_default=True)
 @click.option("--seed", default=0, type=int)
 @lora_options
+@num_processes_option
 @reports_errors
-def main(scenario, search_run, base_model, profile_name, val_fraction, seed, **kw):
+def main(scenario, search_run, base_model, profile_name, val_fraction, seed, num_processes, **kw):
     search = tracking.upstream(search_run, "search", scenario)
     base = base_model or search.data.tags.get("ixmcts.base_model") or search.data.params["policy_model"]
     settings = stage_settings(profile_name, "reward", {k: kw[k] for k in ("lr", "epochs", "max_steps", "max_length", "batch_size")})
     config = typed(RewardStageConfig, settings, seed=seed, val_fraction=val_fraction,
                    lora=lora(kw["lora_r"], kw["lora_alpha"], kw["lora_dropout"], kw["lora_targets"]))
+    relaunch(num_processes)
     with tempfile.TemporaryDirectory(prefix="ixmcts-reward-") as tmp:
         pairs = read_jsonl(tracking.download(search_run, "data/dp.jsonl", tmp))
         if not pairs:
@@ -48,17 +50,17 @@ def main(scenario, search_run, base_model, profile_name, val_fraction, seed, **k
                                  **config_params(config)})
             adapter = str(Path(tmp) / "adapter")
             result = train_reward(ModelSpec(base), pairs, config, adapter)
+            if not tracking.is_main_process():
+                return  # rank 0 saved the adapter and logs
             record_base(adapter, base)
             tracking.log_curve("train/loss", result["loss"])
-            import mlflow
-
-            mlflow.log_metrics({"reward/accuracy": result["val"]["accuracy"], "reward/margin": result["val"]["margin"],
+            tracking.log_metrics({"reward/accuracy": result["val"]["accuracy"], "reward/margin": result["val"]["margin"],
                                 "reward/train_accuracy": result["train"]["accuracy"], "reward/train_margin": result["train"]["margin"],
                                 "reward/train_pairs": result["train_pairs"], "reward/val_pairs": result["val_pairs"]})
             write_jsonl(Path(tmp) / "val_pairs.jsonl", result["val_records"])
-            mlflow.log_artifact(str(Path(tmp) / "val_pairs.jsonl"), artifact_path="data")
-            mlflow.log_artifacts(adapter, artifact_path="adapters/0")
-            mlflow.set_tags({"ixmcts.base_model": base, "ixmcts.num_adapters": "1"})
+            tracking.log_artifact(str(Path(tmp) / "val_pairs.jsonl"), artifact_path="data")
+            tracking.log_artifact(adapter, artifact_path="adapters/0")
+            tracking.set_tags({"base_model": base, "num_adapters": "1"})
     print(f"\nreward run {run.info.run_id}: validation accuracy {result['val']['accuracy']:.2f}, "
           f"margin {result['val']['margin']:.3f} on {result['val_pairs']} held-out pairs")
 

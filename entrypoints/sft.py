@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import click
-from _common import config_params, lora, lora_options, subsample, typed
+from _common import config_params, lora, lora_options, num_processes_option, relaunch, subsample, typed
 
 from ixmcts import tracking
 from ixmcts.cli import reports_errors
@@ -34,14 +34,16 @@ from ixmcts.train.sft import SFTStageConfig, build_sft_examples, train_sft
 @click.option("--max-examples", default="", help="subsample the SFT examples (0: all)")
 @click.option("--seed", default=0, type=int)
 @lora_options
+@num_processes_option
 @reports_errors
-def main(scenario, role, base_model, data, language, profile_name, seed, **kw):
+def main(scenario, role, base_model, data, language, profile_name, seed, num_processes, **kw):
     prof = profile(profile_name)
     base = base_model or base_model_of(profile_name, scenario)
     sc = get_scenario(scenario, language=language or prof["language"])
     settings = stage_settings(profile_name, "sft", {k: kw[k] for k in ("lr", "epochs", "max_steps", "max_length", "batch_size", "max_examples")})
     config = typed(SFTStageConfig, settings, seed=seed, lora=lora(kw["lora_r"], kw["lora_alpha"], kw["lora_dropout"], kw["lora_targets"]))
     examples = subsample(build_sft_examples(sc, load_dialogues(scenario, data), role), int(settings.get("max_examples") or 0), seed)
+    relaunch(num_processes)
 
     with tracking.stage_run("sft", scenario, profile=profile_name, role=role, method="sft") as run, \
             tempfile.TemporaryDirectory(prefix="ixmcts-sft-") as tmp:
@@ -51,6 +53,8 @@ def main(scenario, role, base_model, data, language, profile_name, seed, **kw):
         tracking.log_jsonl_dataset(Path(tmp) / "sft.jsonl", f"sft-{role}", "sft", json_columns=("prompt", "completion"))
         adapter = str(Path(tmp) / "adapter")
         curves = train_sft(ModelSpec(base), examples, config, adapter)
+        if not tracking.is_main_process():
+            return  # rank 0 saved the adapter and logs
         record_base(adapter, base)
         tracking.log_curve("train/loss", curves["loss"])
         tracking.log_curve("train/mean_token_accuracy", curves["mean_token_accuracy"])

@@ -195,3 +195,38 @@ def test_compare_builds_table2_from_the_tracked_evaluate_runs(chain, evaluated):
     assert "[" in sft.split(" | ")[5]  # the P4G donation with its CI
     assert (out / "table2.png").exists() and (out / "table2.csv").exists() and (out / "table2.tex").exists()
     assert "profile `cpu`" in md
+
+
+def test_training_runs_data_parallel_with_one_run_logged_by_rank_0(chain):
+    """`-P num_processes=2` relaunches the stage under torchrun (gloo on CPU, NCCL on GPUs):
+    both processes train, only rank 0 opens and logs the stage's run."""
+    client, runs, tmp = MlflowClient(chain["uri"]), chain["runs"], chain["tmp"]
+    for stage, args in (("sft", ["--role", "policy", *TRAIN]),
+                        ("align", ["--policy-run", runs["policy"], "--preference-run", runs["preference"], "--max-steps", "4",
+                                   "--max-length", "384"])):
+        before = {r.info.run_id for r in _stage_runs(chain["uri"], stage)}
+        proc = run_entrypoint(stage, *args, "--num-processes", "2", cwd=tmp)
+        run_id = ok(proc)
+        assert proc.stdout.count(f"{stage} run ") == 1  # rank 1 prints and logs nothing
+        new = [r for r in _stage_runs(chain["uri"], stage) if r.info.run_id not in before]
+        assert [r.info.run_id for r in new] == [run_id] and new[0].info.status == "FINISHED"
+        assert new[0].data.tags["ixmcts.world_size"] == "2"
+        adapters = {a.path for a in client.list_artifacts(run_id, "adapters")}
+        assert len(adapters) == int(new[0].data.tags["ixmcts.num_adapters"]) == (1 if stage == "sft" else 2)
+        assert client.get_metric_history(run_id, "train/loss")
+
+
+def test_logging_helpers_do_nothing_on_other_ranks(tracking_env, monkeypatch, tmp_path):
+    from conftest import run_count
+    from ixmcts import tracking
+
+    monkeypatch.setenv("RANK", "1")
+    with tracking.stage_run("sft", "p4g") as run:
+        tracking.log_params({"a": 1})
+        tracking.log_metrics({"m": 1.0})
+        tracking.log_curve("train/loss", [(1, 0.5)])
+        tracking.set_tags({"x": "y"})
+        (tmp_path / "f.txt").write_text("x")
+        tracking.log_artifact(str(tmp_path / "f.txt"), "data")
+    assert run.info.run_id and mlflow.active_run() is None
+    assert run_count(tracking_env) == 0

@@ -3,19 +3,41 @@
 Tracking URI: ``$MLFLOW_TRACKING_URI`` or a SQLite store ``mlruns.db`` in the working
 folder with artifacts under ``./mlartifacts``. One experiment per scenario
 (``ixmcts-esc``, ``ixmcts-p4g``); tags ``ixmcts.stage|scenario|method|reward|profile``.
+
+Multi-process training (``accelerate launch``/``torchrun``): every process runs the entry
+point, but only rank 0 starts the stage's run and logs; on the other ranks ``stage_run``
+yields a stand-in and every logging helper here does nothing. Entry points log only through
+these helpers, so no rank but 0 ever opens a run.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 
 TAG = "ixmcts."
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a distributed launch (``RANK`` as torchrun/accelerate set it), or a plain run."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def main_process_only(fn):
+    """The helper runs on rank 0 only (elsewhere it returns None): one run, logged once."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs) if is_main_process() else None
+
+    return wrapper
 
 
 def configure() -> str:
@@ -42,19 +64,24 @@ def ensure_experiment(scenario: str) -> str:
 
 @contextmanager
 def stage_run(stage: str, scenario: str, profile: str = "cpu", **tags: str):
-    """Start (or, under ``mlflow run``, continue) the stage's run with the project's tags."""
+    """Start (or, under ``mlflow run``, continue) the stage's run with the project's tags.
+    Ranks other than 0 get a stand-in with the run id ``mlflow run`` gave (or none)."""
     configure()
+    if not is_main_process():
+        yield SimpleNamespace(info=SimpleNamespace(run_id=os.environ.get("MLFLOW_RUN_ID", "(rank 0's run)")))
+        return
     if not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(experiment_id=ensure_experiment(scenario))
     with mlflow.start_run() as run:
         from ..io import code_fingerprint
 
         mlflow.set_tags({f"{TAG}stage": stage, f"{TAG}scenario": scenario, f"{TAG}profile": profile,
-                         f"{TAG}code": code_fingerprint(),
+                         f"{TAG}code": code_fingerprint(), f"{TAG}world_size": os.environ.get("WORLD_SIZE", "1"),
                          **{f"{TAG}{k}": str(v) for k, v in tags.items()}})
         yield run
 
 
+@main_process_only
 def log_params(params: dict) -> None:
     """Log parameters. ``mlflow run`` has already logged the entry point's own (re-logging
     one with another value fails), so a value that differs from the logged one — an empty
@@ -71,6 +98,7 @@ def log_params(params: dict) -> None:
         mlflow.log_params(new)
 
 
+@main_process_only
 def log_jsonl_dataset(path: Path, name: str, context: str, json_columns: tuple[str, ...] = ()) -> None:
     """Log a JSONL file as a dataset input (nested columns as JSON text) and as an artifact."""
     import pandas as pd
@@ -87,6 +115,7 @@ def log_jsonl_dataset(path: Path, name: str, context: str, json_columns: tuple[s
     mlflow.log_artifact(str(path), artifact_path="data")
 
 
+@main_process_only
 def log_search(params: dict, outcome) -> None:
     from ..search.run import CONDITIONS_FILE, DP_FILE, SUMMARY_FILE, TREES_FILE
 
@@ -142,10 +171,28 @@ def model_spec_of(run, dst: str):
     return ModelSpec(run.data.tags[f"{TAG}base_model"], adapters)
 
 
+@main_process_only
 def tag_upstream(**runs: str) -> None:
     mlflow.set_tags({f"{TAG}upstream.{name}": run_id for name, run_id in runs.items() if run_id})
 
 
+@main_process_only
+def log_metrics(metrics: dict) -> None:
+    mlflow.log_metrics(metrics)
+
+
+@main_process_only
+def log_artifact(path: str, artifact_path: str | None = None) -> None:
+    """A file, or a folder's contents, under ``artifact_path``."""
+    (mlflow.log_artifacts if Path(path).is_dir() else mlflow.log_artifact)(str(path), artifact_path=artifact_path)
+
+
+@main_process_only
+def set_tags(tags: dict) -> None:
+    mlflow.set_tags({k if k.startswith(TAG) else f"{TAG}{k}": str(v) for k, v in tags.items()})
+
+
+@main_process_only
 def log_curve(name: str, points: list[tuple[int, float]]) -> None:
     for step, value in points:
         mlflow.log_metric(name, value, step=step)
@@ -155,6 +202,7 @@ def log_curve(name: str, points: list[tuple[int, float]]) -> None:
 
 # models ------------------------------------------------------------------------------
 
+@main_process_only
 def log_adapters_and_model(spec, max_new_tokens: int = 128) -> None:
     """Log a ModelSpec's adapters (``adapters/<i>``) and a loadable pyfunc ``model``."""
     for i, adapter in enumerate(spec.adapters):
