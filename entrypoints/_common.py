@@ -79,3 +79,15 @@ def relaunch(num_processes: int) -> None:
 def num_processes_option(fn):
     return click.option("--num-processes", default=1, type=int, show_default=True,
                         help="data-parallel training processes (one per GPU; torchrun)")(fn)
+
+
+def adapter_saved(adapter: str, base: str) -> bool:
+    """After training: on rank 0, record the adapter's base model and return True (it logs);
+    on other ranks of a data-parallel launch return False (rank 0 saved the adapter)."""
+    from ixmcts.llm.models import record_base
+    from ixmcts.tracking import is_main_process
+
+    if not is_main_process():
+        return False
+    record_base(adapter, base)
+    return True

@@ -7,13 +7,13 @@ import tempfile
 from pathlib import Path
 
 import click
-from _common import config_params, lora, lora_options, num_processes_option, relaunch, typed
+from _common import adapter_saved, config_params, lora, lora_options, num_processes_option, relaunch, typed
 
 from ixmcts import tracking
 from ixmcts.cli import reports_errors
 from ixmcts.errors import IxmctsError
 from ixmcts.io import read_jsonl
-from ixmcts.llm.models import ModelSpec, record_base
+from ixmcts.llm.models import ModelSpec
 from ixmcts.profiles import stage_settings
 from ixmcts.train.dpo import DPOStageConfig, train_dpo
 
@@ -54,9 +54,8 @@ def main(scenario, policy_run, preference_run, profile_name, seed, num_processes
                                  **config_params(config)})
             adapter = str(Path(tmp) / "dpo")
             curves = train_dpo(sft_spec, pairs, config, adapter)
-            if not tracking.is_main_process():
-                return  # rank 0 saved the adapter and logs
-            record_base(adapter, base)
+            if not adapter_saved(adapter, base):
+                return  # another rank of a data-parallel launch: rank 0 logs
             for key, points in curves.items():
                 tracking.log_curve("train/" + key.replace("/", "_"), points)
             tracking.log_adapters_and_model(ModelSpec(base, sft_spec.adapters + (adapter,)))

@@ -7,13 +7,13 @@ import tempfile
 from pathlib import Path
 
 import click
-from _common import config_params, lora, lora_options, num_processes_option, relaunch, typed
+from _common import adapter_saved, config_params, lora, lora_options, num_processes_option, relaunch, typed
 
 from ixmcts import tracking
 from ixmcts.cli import reports_errors
 from ixmcts.errors import IxmctsError
 from ixmcts.io import read_jsonl, write_jsonl
-from ixmcts.llm.models import ModelSpec, record_base
+from ixmcts.llm.models import ModelSpec
 from ixmcts.profiles import stage_settings
 from ixmcts.train.reward import RewardStageConfig, train_reward
 
@@ -50,9 +50,8 @@ def main(scenario, search_run, base_model, profile_name, val_fraction, seed, num
                                  **config_params(config)})
             adapter = str(Path(tmp) / "adapter")
             result = train_reward(ModelSpec(base), pairs, config, adapter)
-            if not tracking.is_main_process():
-                return  # rank 0 saved the adapter and logs
-            record_base(adapter, base)
+            if not adapter_saved(adapter, base):
+                return  # another rank of a data-parallel launch: rank 0 logs
             tracking.log_curve("train/loss", result["loss"])
             tracking.log_metrics({"reward/accuracy": result["val"]["accuracy"], "reward/margin": result["val"]["margin"],
                                 "reward/train_accuracy": result["train"]["accuracy"], "reward/train_margin": result["train"]["margin"],

@@ -7,13 +7,13 @@ import tempfile
 from pathlib import Path
 
 import click
-from _common import config_params, lora, lora_options, num_processes_option, relaunch, subsample, typed
+from _common import adapter_saved, config_params, lora, lora_options, num_processes_option, relaunch, subsample, typed
 
 from ixmcts import tracking
 from ixmcts.cli import reports_errors
 from ixmcts.data import load_dialogues
 from ixmcts.io import write_jsonl
-from ixmcts.llm.models import ModelSpec, record_base
+from ixmcts.llm.models import ModelSpec
 from ixmcts.profiles import base_model as base_model_of, profile, stage_settings
 from ixmcts.scenarios import get_scenario
 from ixmcts.train.sft import SFTStageConfig, build_sft_examples, train_sft
@@ -53,9 +53,8 @@ def main(scenario, role, base_model, data, language, profile_name, seed, num_pro
         tracking.log_jsonl_dataset(Path(tmp) / "sft.jsonl", f"sft-{role}", "sft", json_columns=("prompt", "completion"))
         adapter = str(Path(tmp) / "adapter")
         curves = train_sft(ModelSpec(base), examples, config, adapter)
-        if not tracking.is_main_process():
-            return  # rank 0 saved the adapter and logs
-        record_base(adapter, base)
+        if not adapter_saved(adapter, base):
+            return  # another rank of a data-parallel launch: rank 0 logs
         tracking.log_curve("train/loss", curves["loss"])
         tracking.log_curve("train/mean_token_accuracy", curves["mean_token_accuracy"])
         tracking.log_adapters_and_model(ModelSpec(base, (adapter,)))
