@@ -33,8 +33,12 @@ def tracking_env(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     monkeypatch.chdir(tmp_path)
-    return uri
+    yield uri
+    # mlflow.set_experiment() in a test exports MLFLOW_EXPERIMENT_ID; left set, a later
+    # `mlflow run --experiment-name` would be given two experiments.
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
 
 
 def run_entrypoint(name: str, *args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:

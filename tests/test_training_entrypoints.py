@@ -48,6 +48,7 @@ def chain(tmp_path_factory, tiny_model):
                                           "--max-steps", "6", "--lr", "2e-3", "--max-length", "384", cwd=tmp))
         yield {"uri": uri, "tmp": tmp, "runs": runs}
     finally:
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set by mlflow.set_experiment in the tests below
         if old is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
