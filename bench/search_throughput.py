@@ -12,7 +12,7 @@ Measured ratios, not timed tests: the machine is shared and noisy, so both runs 
 
 The default searches 16 trees together, a quarter of the paper's 64 conditions: the engine's
 gain is batching across trees, so the ratio grows with them (on 2 CPU cores: 4 trees 3.8,
-16 trees 7.2). ``--trees 4`` gives a quick look (about 3.5 minutes instead of 14).
+16 trees 7.0). ``--trees 4`` gives a quick look (about 3.5 minutes instead of 13).
 """
 
 from __future__ import annotations
