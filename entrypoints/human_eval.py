@@ -18,10 +18,8 @@ from _common import IxmctsError
 from ixmcts import tracking
 from ixmcts.cli import STUDY_HELP, dataclass_options, reports_errors
 from ixmcts.human import report
-from ixmcts.human.app import check_bind
 from ixmcts.human.study import StudyParams, build_study, serve
 from ixmcts.io import read_jsonl
-from ixmcts.llm import check_backend
 
 
 def log_study_data(store, name_a: str, name_b: str) -> dict[str, int]:
@@ -57,9 +55,7 @@ def log_study_data(store, name_a: str, name_b: str) -> dict[str, int]:
 @click.option("--profile", default="cpu", show_default=True, help="profile tag recorded on the run")
 @reports_errors
 def main(model_a_run, model_b_run, name_a, name_b, pairs_run, profile, **params):
-    p = StudyParams(**params)
-    check_bind(p.host, p.allow_remote)
-    check_backend(p.backend)
+    p = StudyParams(**params)  # checks the address and the backend too
     if not model_a_run or not model_b_run:
         raise IxmctsError("human-eval needs model_a_run and model_b_run (SFT policy or align runs)")
     if name_a == name_b:
@@ -77,7 +73,7 @@ def main(model_a_run, model_b_run, name_a, name_b, pairs_run, profile, **params)
         tracking.log_params({"db_path": str(Path(p.db).resolve()), "num_problems_effective": len(study.problems),
                              "num_pairs_effective": study.store.counts()["pairs"]})
         try:
-            serve(study, p.host, p.port, p.allow_remote)
+            serve(study, p)
         finally:  # whatever stopped the server, what was collected reaches the run
             counts = log_study_data(study.store, name_a, name_b)
     print(f"\nhuman-eval run {run.info.run_id}: {counts['ratings'] // 2} rated sessions, {counts['annotations']} pair labels "

@@ -148,7 +148,7 @@ def human_eval_serve(model_a, model_b, name_a, name_b, pairs, **params):
     p = StudyParams(**params)
     study = build_study(p, {name_a: (model_a, ModelSpec(model_a)), name_b: (model_b, ModelSpec(model_b))},
                         read_jsonl(pairs) if pairs else None, pairs_source=pairs)
-    serve(study, p.host, p.port, p.allow_remote)
+    serve(study, p)
 
 
 @human_eval.command("export")

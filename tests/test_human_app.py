@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from conftest import ROOT
 from ixmcts.errors import IxmctsError
 from ixmcts.human import report
-from ixmcts.human.app import Limits, Study, check_bind, create_app
+from ixmcts.human.app import Limits, Study, create_app
 from ixmcts.human.store import Store
-from ixmcts.human.study import StudyParams, build_study
+from ixmcts.human.study import StudyParams, build_study, check_bind
 from ixmcts.llm.models import ModelSpec
 
 CHROMIUM = os.environ.get("IXMCTS_CHROMIUM", "/usr/bin/chromium")

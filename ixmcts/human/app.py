@@ -13,7 +13,6 @@ text. Which model sits behind A and B lives in the database only.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import threading
 from dataclasses import dataclass, field
@@ -303,15 +302,3 @@ def create_app(study: Study) -> FastAPI:
 
     return app
 
-
-def check_bind(host: str, allow_remote: bool) -> None:
-    """Refuse an address other machines can reach unless the operator says so."""
-    if allow_remote:
-        return
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise IxmctsError(f"refusing to serve on {host}: raters' chats would be reachable from other machines. "
-                          "Bind 127.0.0.1 (the default) or pass allow_remote=true behind your own access control")

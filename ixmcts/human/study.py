@@ -4,6 +4,7 @@ models) and the MLflow entry point (``human-eval``, tracked model runs) both cal
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from dataclasses import dataclass
 
@@ -43,7 +44,22 @@ class StudyParams:
             raise IxmctsError("num_pairs and conditions_offset must not be negative")
         if not 0 <= self.port <= 65535:
             raise IxmctsError(f"port must be between 0 and 65535, got {self.port}")
+        check_bind(self.host, self.allow_remote)
+        check_backend(self.backend)
         self.db = self.db or f"human-eval/{self.scenario}.db"
+
+
+def check_bind(host: str, allow_remote: bool) -> None:
+    """Refuse an address other machines can reach unless the operator says so."""
+    if allow_remote:
+        return
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise IxmctsError(f"refusing to serve on {host}: raters' chats would be reachable from other machines. "
+                          "Bind 127.0.0.1 (the default) or pass allow_remote=true behind your own access control")
 
 
 HELP = {
@@ -79,13 +95,9 @@ def build_study(params: StudyParams, arms: dict[str, tuple[str, ModelSpec]], pai
                 pairs_source: str = ""):
     """Build the ``Study`` the app serves. ``arms[name] = (run id or model path, ModelSpec)``. Everything is checked before a
     model loads; reopening an existing database resumes its study."""
-    from .app import Limits, PolicyResponder, Study, check_bind
+    from .app import Limits, PolicyResponder, Study
     from .store import Store
 
-    check_bind(params.host, params.allow_remote)
-    check_backend(params.backend)
-    if len(arms) != 2:
-        raise IxmctsError(f"a blind A/B study needs exactly two models, got {len(arms)}")
     scenario = get_scenario(params.scenario, language=params.language)
     pool = load_conditions(params.scenario, params.conditions, None, data_dir=params.data_dir or None, seed=params.seed)
     problems = pool[params.conditions_offset : params.conditions_offset + params.num_problems]
@@ -106,16 +118,17 @@ def build_study(params: StudyParams, arms: dict[str, tuple[str, ModelSpec]], pai
                  shown_text=lambda raw: scenario.parse_policy(raw).reply or raw.strip())
 
 
-def serve(study, host: str, port: int, allow_remote: bool = False) -> None:
-    """Serve until Ctrl-C or SIGTERM, which end a study normally (the caller then exports)."""
+def serve(study, params: StudyParams) -> None:
+    """Serve on ``params.host:port`` (checked when the params were made) until Ctrl-C or
+    SIGTERM, which end a study normally (the caller then exports)."""
     import signal
     import threading
 
     import uvicorn
 
-    from .app import check_bind, create_app
+    from .app import create_app
 
-    check_bind(host, allow_remote)
+    host, port = params.host, params.port
     print(f"human evaluation: raters open http://{host}:{port}/rate , annotators http://{host}:{port}/annotate "
           f"(database {study.store.path}; Ctrl-C stops)", flush=True)
     # uvicorn shuts down gracefully on a signal, then raises it again; SIGTERM's default action

@@ -141,55 +141,6 @@ class PrefixCache:
             self.bytes -= sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in old)
 
 
-def roomy_cache(num_layers: int, room: int):
-    """A KV cache whose layers write new tokens into buffers with room to grow, instead of
-    ``DynamicCache``'s concatenation, which copies every layer's whole cache at every decoding
-    step (the largest cost after the matrix products when a batch holds long conversations)."""
-    import torch
-    from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
-
-    class RoomyLayer(DynamicLayer):
-        def update(self, key_states, value_states, *args, **kwargs):
-            if not self.is_initialized:
-                self.device, self.is_initialized, self.length = key_states.device, True, 0
-                self.buffers = self._allocate(key_states, max(room, key_states.shape[-2]))
-            end = self.length + key_states.shape[-2]
-            if end > self.buffers[0].shape[-2]:  # out of room: double it
-                grown = self._allocate(key_states, 2 * end)
-                for old, new in zip(self.buffers, grown):
-                    new[:, :, : self.length] = old[:, :, : self.length]
-                self.buffers = grown
-            self.buffers[0][:, :, self.length : end] = key_states
-            self.buffers[1][:, :, self.length : end] = value_states
-            self.length = end
-            return self._views()
-
-        @staticmethod
-        def _allocate(like, length):
-            shape = (like.shape[0], like.shape[1], length, like.shape[3])
-            return like.new_empty(shape), like.new_empty(shape)
-
-        def _views(self):
-            self.keys, self.values = (b[:, :, : self.length] for b in self.buffers)
-            return self.keys, self.values
-
-        def batch_repeat_interleave(self, repeats: int) -> None:
-            if self.is_initialized:
-                self.buffers = tuple(b.repeat_interleave(repeats, dim=0) for b in self.buffers)
-                self._views()
-
-        def batch_select_indices(self, indices: torch.Tensor) -> None:
-            if self.is_initialized:
-                self.buffers = tuple(b[indices] for b in self.buffers)
-                self._views()
-
-    class RoomyCache(DynamicCache):
-        def __init__(self):
-            Cache.__init__(self, layers=[RoomyLayer() for _ in range(num_layers)])
-
-    return RoomyCache()
-
-
 class TransformersBackend:
     """Batched sampling with a transformers causal LM and a decoding loop of its own.
 
@@ -257,6 +208,8 @@ class TransformersBackend:
         Layout of row i: [pad][cached c_i][pad][new tokens]."""
         import torch
 
+        from .kv_cache import RoomyCache
+
         reuse = [self.prefix_cache.longest(ids) if self.prefix_cache else (0, None) for ids in prompts]
         past = max(c for c, _ in reuse)
         new = [ids[c:] for ids, (c, _) in zip(prompts, reuse)]
@@ -269,7 +222,7 @@ class TransformersBackend:
             mask[i, past - c : past] = 1
             mask[i, past + width - len(ids):] = 1
             positions[i, width - len(ids):] = torch.arange(c, c + len(ids))
-        cache = roomy_cache(self.model.config.num_hidden_layers, past + width + room)
+        cache = RoomyCache(self.model.config.num_hidden_layers, room=past + width + room)
         if past:
             template = next(kv for _, kv in reuse if kv)
             for layer, (k0, v0) in enumerate(template):

@@ -1,0 +1,59 @@
+"""A KV cache whose layers write new tokens into buffers with room to grow.
+
+``DynamicCache`` concatenates at every decoding step, copying each layer's whole cache; with a
+batch of long conversations that copy is the largest cost after the matrix products. These
+layers write in place and hand attention views of the filled part (the same values).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+
+
+class RoomyLayer(DynamicLayer):
+    def __init__(self, room: int):
+        super().__init__()
+        self.room, self.length = room, 0
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.device, self.is_initialized = key_states.device, True
+            self.buffers = self._allocate(key_states, max(self.room, key_states.shape[-2]))
+        end = self.length + key_states.shape[-2]
+        if end > self.buffers[0].shape[-2]:  # out of room: double it
+            grown = self._allocate(key_states, 2 * end)
+            for old, new in zip(self.buffers, grown):
+                new[:, :, : self.length] = old[:, :, : self.length]
+            self.buffers = grown
+        self.buffers[0][:, :, self.length : end] = key_states
+        self.buffers[1][:, :, self.length : end] = value_states
+        self.length = end
+        return self._views()
+
+    @staticmethod
+    def _allocate(like, length):
+        shape = (like.shape[0], like.shape[1], length, like.shape[3])
+        return like.new_empty(shape), like.new_empty(shape)
+
+    def _views(self):
+        self.keys, self.values = (b[:, :, : self.length] for b in self.buffers)
+        return self.keys, self.values
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.is_initialized:
+            self.buffers = tuple(b.repeat_interleave(repeats, dim=0) for b in self.buffers)
+            self._views()
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.is_initialized:
+            self.buffers = tuple(b[indices] for b in self.buffers)
+            self._views()
+
+
+class RoomyCache(DynamicCache):
+    """``num_layers`` roomy layers, each with room for ``room`` positions before it grows."""
+
+    def __init__(self, num_layers: int, room: int):
+        Cache.__init__(self, layers=[RoomyLayer(room) for _ in range(num_layers)])
+
