@@ -7,7 +7,6 @@ and ``num_turns`` counts utterances of both sides, as the paper's #turn does.
 
 from __future__ import annotations
 
-import random
 from statistics import fmean
 
 from ..scenarios.donation import MAX_DONATION
@@ -30,35 +29,44 @@ def turns_of_engaging(records: list[dict], scenario: str) -> float:
     return fmean(turns) if turns else float("nan")
 
 
-def bootstrap_ci(records: list, statistic, samples: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``statistic(records)``."""
-    if not records:
+def bootstrap_ci(items: list, statistic, samples: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``statistic(items)`` (``scipy.stats.bootstrap`` resampling the
+    items). A single item gives the degenerate interval (v, v); a resample on which the statistic
+    is undefined (NaN) makes the interval NaN rather than silently narrower."""
+    if not items:
         return float("nan"), float("nan")
-    rng = random.Random(seed)
-    values = []
-    for _ in range(samples):
-        v = statistic([records[rng.randrange(len(records))] for _ in records])
-        if v == v:  # drop NaN resamples (e.g. no engaging interaction drawn)
-            values.append(v)
-    if not values:
-        return float("nan"), float("nan")
-    values.sort()
-    lo = values[int((1 - level) / 2 * (len(values) - 1))]
-    hi = values[int((1 + level) / 2 * (len(values) - 1))]
-    return lo, hi
+    if len(items) == 1:
+        v = statistic(items)
+        return v, v
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    def on_indices(idx):
+        return statistic([items[i] for i in idx])
+
+    result = bootstrap((np.arange(len(items)),), on_indices, vectorized=False, n_resamples=samples,
+                       confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def paired_permutation_test(a: list[float], b: list[float], samples: int = 10000, seed: int = 0) -> float:
-    """Two-sided p-value for mean(a − b) ≠ 0 on paired observations (random sign flips)."""
+    """Two-sided p-value for mean(a − b) ≠ 0 on paired observations (``scipy.stats.permutation_test``
+    swapping the two values within pairs; exact over all 2^n swaps when that is at most ``samples``)."""
     if len(a) != len(b) or not a:
         raise ValueError("paired test needs two equally long, non-empty lists")
-    diffs = [x - y for x, y in zip(a, b)]
-    observed = abs(sum(diffs))
-    if observed == 0:
-        return 1.0
-    rng = random.Random(seed)
-    hits = sum(abs(sum(d if rng.random() < 0.5 else -d for d in diffs)) >= observed - 1e-12 for _ in range(samples))
-    return (hits + 1) / (samples + 1)
+    import numpy as np
+    from scipy.stats import permutation_test
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if np.allclose(x, y):
+        return 1.0  # every swap gives the observed statistic
+
+    def mean_difference(u, v, axis=-1):
+        return np.mean(u - v, axis=axis)
+
+    result = permutation_test((x, y), mean_difference, permutation_type="samples", vectorized=True, n_resamples=samples,
+                              alternative="two-sided", rng=np.random.default_rng(seed))
+    return float(result.pvalue)
 
 
 def summarize(records: list[dict], scenario: str, seed: int = 0) -> dict:
@@ -67,7 +75,8 @@ def summarize(records: list[dict], scenario: str, seed: int = 0) -> dict:
     stat = lambda rs: headline(rs, scenario)  # noqa: E731
     turns = lambda rs: turns_of_engaging(rs, scenario)  # noqa: E731
     lo, hi = bootstrap_ci(records, stat, seed=seed)
-    tlo, thi = bootstrap_ci(records, turns, seed=seed)
+    # the turns of engaging interactions: resampled among those (a resample without one has no mean)
+    tlo, thi = bootstrap_ci([r for r in records if engaged(r, scenario)], turns, seed=seed)
     return {f"eval/{key}": stat(records), f"eval/{key}_ci_low": lo, f"eval/{key}_ci_high": hi,
             "eval/turns_mean": turns(records), "eval/turns_mean_ci_low": tlo, "eval/turns_mean_ci_high": thi,
             "eval/hit_turn_limit": fmean(bool(r["hit_limit"]) for r in records), "eval/interactions": len(records)}
