@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from fakes import ScriptedBackend
+from fakes import ESC_LEAVES, EXPECTED_REWARD, ScriptedBackend
 from ixmcts.data import load_conditions
 from ixmcts.data.schema import MODEL, USER
 from ixmcts.errors import IxmctsError
@@ -38,12 +38,13 @@ def test_search_invariants(scenario):
             assert len(m.children) <= 1 and m.depth <= cfg.T  # one user node after a model node
         for d in range(1, cfg.T + 1):
             assert sum(n.role == MODEL and n.depth == d and not n.pruned for n in tree.nodes) <= cfg.K
-        assert tree.root.N == tree.completed == cfg.trajectories  # every trajectory back-propagated once
+        assert tree.root.N == tree.completed <= cfg.trajectories  # finished trajectories, each back-propagated once
         for t in (n for n in tree.nodes if n.terminal):
             assert t.role == USER and (t.ended or t.depth == cfg.T)
-            assert t.reward == (sc.engagement(sc.parse_simulator(t.raw), []) if t.ended else 0.0)
+            assert t.reward == (EXPECTED_REWARD[t.raw] if t.ended else 0.0)  # depth T without an end: 0
         assert all(n.virtual == 0 and not n.pending for n in tree.nodes)
     assert engine.stats.engaged_trajectories > 0
+    assert sum(t.completed for t in engine.trees) + engine.stats.pruned_trajectories == engine.stats.trajectories + engine.stats.pruned_trajectories == sum(engine.started)
     pairs = extract_pairs(engine.trees, sc)
     assert pairs and all(p["chosen_value"] > p["rejected_value"] for p in pairs)
 
@@ -119,7 +120,8 @@ def test_parallel_trajectories_use_virtual_loss():
         firsts = {tree.path(tree.nodes[t.leaf])[1].id for t in engine.inflight if engine.trees[t.tree] is tree}
         assert len(firsts) == 3
     engine.run()
-    assert all(t.root.N == 9 for t in engine.trees)
+    # every started trajectory either finished (a visit of the root) or was pruned away
+    assert sum(t.root.N for t in engine.trees) + engine.stats.pruned_trajectories == 9 * len(engine.trees)
 
 
 @pytest.mark.parametrize("bad,msg", [({"K": 0}, "K must be"), ({"e": 0}, "e must be"), ({"T": 0}, "T must be"),
@@ -152,3 +154,40 @@ def test_trees_done_counts_finished_trees():
     assert engine.trees_done == 0
     engine.run()
     assert engine.trees_done == 4
+
+
+def _finished_visits(tree, node) -> tuple[int, float]:
+    """Visits and reward of the finished conversations below ``node`` (terminal user nodes)."""
+    if node.terminal:
+        return node.N, node.Q
+    visits = reward = 0.0
+    for child in node.children:
+        n, q = _finished_visits(tree, tree.nodes[child])
+        visits, reward = visits + n, reward + q
+    return visits, reward
+
+
+@pytest.mark.parametrize("scenario", ["p4g", "esc"])
+def test_pruned_trajectories_back_propagate_nothing(scenario):
+    """Pruning saves compute (§3.2): a trajectory whose new replies were all pruned is not a
+    finished conversation, so no node's Q/N counts it and no pair is built on it."""
+    engine, sc = search(scenario, K=2, e=3, T=4, budget=10)
+    engine.run()
+    assert engine.stats.pruned_trajectories > 0  # the setting does prune whole trajectories
+    for tree in engine.trees:
+        for node in tree.nodes:
+            assert (node.N, node.Q) == pytest.approx(_finished_visits(tree, node))
+    pairs = extract_pairs(engine.trees, sc)
+    assert pairs
+    for p in pairs:
+        tree = next(t for t in engine.trees if t.condition.id == p["condition_id"])
+        for key in ("chosen_node", "rejected_node"):
+            assert _finished_visits(tree, tree.nodes[p[key]])[0] > 0
+
+
+def test_esc_endings_without_a_state_are_counted_and_never_rewarded():
+    engine, _ = search("esc", budget=12)
+    engine.run()
+    bare = [n for t in engine.trees for n in t.nodes if n.terminal and n.raw == ESC_LEAVES]
+    assert bare and all(n.reward == 0.0 for n in bare)
+    assert engine.stats.ended_without_state == len(bare)

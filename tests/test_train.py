@@ -57,18 +57,27 @@ def test_sft_examples_per_role():
         build_sft_examples(p4g, dialogues, "critic")
 
 
-def test_esc_examples_carry_the_cot_and_one_eoc_end_per_dialogue():
+def test_esc_examples_carry_the_cot_and_end_with_the_final_state_then_eoc():
+    """The simulator's end example teaches the final state (the dialogue's last annotated
+    state, appendix A.1) and then EOC, so its endings can be judged engaged or not (§3.1)."""
     esc = get_scenario("esc", language="en")
     cond = Condition("c", "esc", "I failed my exam.")
-    d = Dialogue("d1", "esc", cond, [Turn(USER, "I failed.", state="[Shown]\nFeelings: sad"),
-                                     Turn(MODEL, "I'm sorry.", state="[Shown]\nFeelings: sad")])
-    (policy,) = build_sft_examples(esc, [d], "policy")
-    target = policy["completion"][0]["content"]
+    first = "[Shown]\nFeelings: sad\n[Possibly unexpressed]\nFeelings: ashamed of myself"
+    final = "[Shown]\nFeelings: sad, ashamed\n[Possibly unexpressed]\nObservations: none\nFeelings: none"
+    d = Dialogue("d1", "esc", cond, [Turn(USER, "I failed.", state=first), Turn(MODEL, "I'm sorry.", state=first),
+                                     Turn(USER, "I feel ashamed.", state=final), Turn(MODEL, "That is human.", state=final)])
+    policy = build_sft_examples(esc, [d], "policy")
+    target = policy[0]["completion"][0]["content"]
     assert target.startswith(esc.words.lead_in) and esc.parse_policy(target).reply == "I'm sorry."
-    sim = build_sft_examples(esc, [d], "simulator")
-    assert [e["completion"][0]["content"] for e in sim][-1] == "EOC"
-    assert sum(e["completion"][0]["content"] == "EOC" for e in sim) == 1
-    assert esc.parse_simulator(sim[0]["completion"][0]["content"]).state == "[Shown]\nFeelings: sad"
+    sim = [e["completion"][0]["content"] for e in build_sft_examples(esc, [d], "simulator")]
+    assert len(sim) == 3 and sum("EOC" in t for t in sim) == 1
+    end = esc.parse_simulator(sim[-1])
+    assert end.ended and end.state == final and esc.engagement(end, []) == 1.0
+    assert esc.parse_simulator(sim[0]).state == first
+    # a corpus without annotated states cannot teach an ending: the error says to annotate it
+    bare = Dialogue("d2", "esc", cond, [Turn(USER, "I failed."), Turn(MODEL, "I'm sorry.")])
+    with pytest.raises(IxmctsError, match="d2.*annotate"):
+        build_sft_examples(esc, [bare], "simulator")
 
 
 def test_sft_loss_decreases_and_adapter_records_its_base(tmp_path, tiny_model):

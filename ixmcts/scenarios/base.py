@@ -31,18 +31,24 @@ class UserOutput:
 
 @dataclass
 class PruneItem:
-    """One new policy turn to score: the history before it, the turn, and the score of
-    the previous policy turn on the same path (``None`` at the first depth)."""
+    """One new policy turn to score, with the conversation before it."""
 
     history: list[Turn]
     turn: Turn
-    previous_score: float | None = None
 
 
 class Scenario(ABC):
+    """One dialogue task. Class attributes are the scenario's facts; other modules (the
+    evaluation, the tables, SFT) read them here instead of branching on the name."""
+
     name: str
     user_speaks_first: bool
-    max_depth: int  # the paper's T
+    max_depth: int  # the paper's T: the search's maximum depth (policy turns)
+    max_turns: int  # the interactive evaluation's cap, in utterances of both sides (§4.6)
+    policy_speaker: str  # how prompts for advisors and raters name the policy's role
+    user_speaker: str
+    headline_metric: str  # the ``eval/<name>`` of Table 2 (engaged rate / mean donation)
+    headline_label: str  # the column title in tables and plots
 
     # prompts --------------------------------------------------------------
     @abstractmethod
@@ -88,6 +94,28 @@ class Scenario(ABC):
     @abstractmethod
     def prune_scores(self, items: list[PruneItem]) -> list[float]:
         """Scores for new policy turns, batched; higher is kept when pruning to K."""
+
+    def readable_end(self, last: UserOutput) -> bool:
+        """Whether an ending carries what the engagement reads (ESC: the final state).
+        The search counts endings that do not, since they can never be engaged."""
+        return True
+
+    # evaluation facts ---------------------------------------------------------
+    @classmethod
+    def engaged(cls, engagement: float) -> bool:
+        """An engaging interaction (the #turn column averages only these)."""
+        return engagement > 0.0
+
+    @classmethod
+    def headline_value(cls, engagement: float) -> float:
+        """One interaction's contribution to the headline metric (its mean over interactions)."""
+        return engagement
+
+    @abstractmethod
+    def end_example(self, dialogue: Dialogue) -> tuple[Messages, str]:
+        """The simulator's SFT example that ends a corpus dialogue: the prompt after its
+        last turn and the output that ends the talk (ESC: final state + ``EOC``; P4G: the
+        closing question answered with the persuadee's actual donation)."""
 
     # training text ----------------------------------------------------------
     def render_dialogue_text(self, dialogue: Dialogue) -> list[str]:

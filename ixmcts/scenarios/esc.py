@@ -2,14 +2,17 @@
 
 The help-seeker opens the talk and writes its emotional & cognitive state (appendix A.1:
 *shown* and *possibly unexpressed* observations / feelings / needs / requests) before each
-reply, and ends the talk with the literal token ``EOC``. With the search's ``closing`` option,
-a talk that reaches depth T ends with a check-in that asks for the *possibly unexpressed*
-block, the same self-report the engagement reads. The supporter writes a chain of
-thought — a fixed lead-in, its *predicted* help-seeker state, a reply marker — then the reply.
+reply, and ends the talk by writing its state once more and then the literal token ``EOC``.
+With the search's ``closing`` option, a talk that reaches depth T ends with a check-in that
+asks for the *possibly unexpressed* block, the same self-report the engagement reads. The
+supporter writes a chain of thought — a fixed lead-in, its *predicted* help-seeker state, a
+reply marker — then the reply.
 
-Engagement is 1 when the help-seeker ended the talk and its state shows no remaining
-unexpressed feelings or thoughts (observations), else 0. Pruning score: cosine of MiniLM
-embeddings of the help-seeker's last state and the supporter's predicted state.
+Engagement (§3.1, §3.2 "Rollout"): 1 when the help-seeker ended the talk **and** the state
+in that final output shows no remaining unexpressed feelings or thoughts (observations);
+an ending whose output carries no readable state is 0, like one with something left unsaid.
+Pruning score: cosine of MiniLM embeddings of the help-seeker's last state and the
+supporter's predicted state.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..data.schema import USER, Condition, Turn
+from ..data.schema import USER, Condition, Dialogue, Turn
+from ..errors import IxmctsError
 from . import scoring
 from .base import PolicyOutput, PruneItem, Scenario, UserOutput
 
@@ -57,7 +61,7 @@ WORDS = {
             "Before each reply, write your current emotional and cognitive state, then your reply, in this format:\n"
             + _STATE_EN + "\nReply: <what you say>\n"
             "Under [Possibly unexpressed] write 'none' for what you have already said. When you have expressed "
-            "everything and feel understood, reply with " + END_TOKEN + "."
+            "everything and feel understood, write your state as always, then reply with " + END_TOKEN + "."
         ),
         closing_question=(
             "Our session is ending. Is there any feeling or thought you have not expressed yet? Write it under "
@@ -77,7 +81,7 @@ WORDS = {
         simulator_system=(
             "你是一位正在向心理咨询师倾诉困扰的来访者。你的情况：{description}\n"
             "每次回复前，先写出你当前的情绪与认知状态，再写回复，格式如下：\n" + _STATE_ZH + "\n回复：<你说的话>\n"
-            "【可能未表达】中已经说出的内容写“无”。当你已经充分表达、感到被理解时，回复 " + END_TOKEN + "。"
+            "【可能未表达】中已经说出的内容写“无”。当你已经充分表达、感到被理解时，照常写出你的状态，然后回复 " + END_TOKEN + "。"
         ),
         closing_question="本次咨询即将结束。你还有没有尚未表达的感受或想法？请写在【可能未表达】下；如果都已经说出，请写“无”，最后以 " + END_TOKEN + " 结束。",
     ),
@@ -95,6 +99,17 @@ class EmotionalSupport(Scenario):
     name = "esc"
     user_speaks_first = True
     max_depth = 25
+    max_turns = 50
+    policy_speaker, user_speaker = "counselor", "help-seeker"
+    headline_metric, headline_label = "engaged_rate", "ESC engaged rate"
+
+    @classmethod
+    def engaged(cls, engagement: float) -> bool:
+        return engagement >= 1.0
+
+    @classmethod
+    def headline_value(cls, engagement: float) -> float:
+        return float(cls.engaged(engagement))
 
     def __init__(self, language: str = "zh", embedder: str = scoring.MINILM):
         if language not in WORDS:
@@ -156,16 +171,36 @@ class EmotionalSupport(Scenario):
         shown, possible = text.split(w.possible, 1)
         return bool(self._field_re.findall(shown)) and bool(self._field_re.findall(possible))
 
+    def _watched(self, state: str) -> dict[str, str] | None:
+        """The thoughts (observations) and feelings of the state's *possibly unexpressed*
+        block, or None when the state has no such block with at least one of them."""
+        if self.words.possible not in state:
+            return None
+        block = state.split(self.words.possible, 1)[1].split(self.words.shown, 1)[0]
+        watched = self.words.fields[:2]
+        found = {k: v for k, v in self._field_re.findall(block) if k in watched}
+        return found or None
+
     def unexpressed(self, state: str) -> dict[str, str]:
         """Non-empty observations/feelings in the state's *possibly unexpressed* block."""
-        if self.words.possible not in state:
-            return {}
-        block = state.split(self.words.possible, 1)[1].split(self.words.shown, 1)[0]
-        watched = self.words.fields[:2]  # thoughts (observations) and feelings
-        return {k: v for k, v in self._field_re.findall(block) if k in watched and not _EMPTY.match(v)}
+        return {k: v for k, v in (self._watched(state) or {}).items() if not _EMPTY.match(v)}
+
+    def readable_end(self, last: UserOutput) -> bool:
+        return self._watched(last.state) is not None
 
     def engagement(self, last: UserOutput, history: list[Turn]) -> float:
-        return 1.0 if last.ended and not self.unexpressed(last.state) else 0.0
+        # A bare EOC is not engagement: without the final state nothing shows the help-seeker
+        # said everything, and rewarding it would prefer replies that make the user leave.
+        if not last.ended or not self.readable_end(last):
+            return 0.0
+        return 0.0 if self.unexpressed(last.state) else 1.0
+
+    def end_example(self, dialogue: Dialogue) -> tuple[list[dict], str]:
+        final_state = next((t.state for t in reversed(dialogue.turns) if t.role == USER and t.state), "")
+        if not self.is_state(final_state):
+            raise IxmctsError(f"ESC dialogue {dialogue.id}: no annotated help-seeker state (appendix A.1) to end "
+                              f"the simulator's dialogue with; run `annotate` on the corpus first")
+        return self.simulator_messages(dialogue.condition, dialogue.turns), f"{final_state}\n{self.words.reply} {END_TOKEN}"
 
     def prune_scores(self, items: list[PruneItem]) -> list[float]:
         # Compare states; an output without a state (an untrained model) falls back to

@@ -34,6 +34,7 @@ def _vader():
     return SentimentIntensityAnalyzer()
 
 
+@lru_cache(maxsize=65536)  # the persuadee sentiment re-reads the same utterances along a path
 def vader_compound(text: str) -> float:
     """VADER's compound polarity in [-1, 1]."""
     return float(_vader().polarity_scores(text)["compound"])

@@ -5,11 +5,14 @@ One iteration is one simulated conversation (a trajectory) in one tree:
   2. expansion    — at a model node with no reply yet, the simulator answers (a user node);
                     if the conversation goes on, the policy samples ``e`` replies;
   3. pruning      — at each depth keep at most ``K`` live model nodes per tree, ranked by the
-                    scenario's pruning score; the trajectory continues into its best new child;
+                    scenario's pruning score; the trajectory continues into its best new child.
+                    When every new reply is pruned, the trajectory stops without a reward: it
+                    is not a finished conversation (pruning saves compute, it does not judge);
   4. reward       — when the simulator ends the talk, the scenario's engagement; at depth
                     ``T`` without an end, 0 (or, with ``closing``, the engagement read from
                     the answer to the scenario's closing question);
-  5. backpropagation — the reward is added to Q and N += 1 on every node of the path.
+  5. backpropagation — the reward is added to Q and N += 1 on every node of the path, so
+                    every visit count and value comes from finished conversations only.
 A step advances every in-flight trajectory by one call, so all simulator calls of a step go
 to the backend as one batch and all policy calls as another (``e`` samples per prompt).
 The state is checkpointed after every step; a rerun with the same settings resumes there.
@@ -89,7 +92,8 @@ class SearchStats:
     generation_sec: float = 0.0
     trajectories: int = 0
     engaged_trajectories: int = 0  # trajectories that ended with reward > 0
-    pruned_trajectories: int = 0  # trajectories whose every new reply was pruned
+    pruned_trajectories: int = 0  # trajectories stopped because every new reply was pruned (no reward)
+    ended_without_state: int = 0  # endings that carry nothing the engagement can read (ESC: no final state)
 
 
 class SearchEngine:
@@ -222,6 +226,8 @@ class SearchEngine:
         tree = self.trees[traj.tree]
         leaf = tree.nodes[traj.leaf]
         parsed = self.scenario.parse_simulator(text, closing=self._closing(leaf))
+        if parsed.ended and not self.scenario.readable_end(parsed):
+            self.stats.ended_without_state += 1
         user = tree.add(leaf, USER, leaf.depth, text=parsed.reply, state=parsed.state, raw=text, ended=parsed.ended)
         user.virtual = 1  # the trajectory now runs through the new node too
         leaf.pending = False
@@ -239,14 +245,13 @@ class SearchEngine:
             tree = self.trees[traj.tree]
             user = tree.nodes[traj.leaf]
             history = tree.history(user)
-            prev = tree.nodes[user.parent].prune_score if user.parent is not None else None
             children = []
             for text in texts:
                 parsed = self.scenario.parse_policy(text)
                 child = tree.add(user, MODEL, user.depth + 1, text=parsed.reply, state=parsed.state, raw=text,
                                  well_formed=parsed.well_formed)
                 children.append(child)
-                items.append(PruneItem(history, Turn(MODEL, child.text, child.state), prev))
+                items.append(PruneItem(history, Turn(MODEL, child.text, child.state)))
             new.append((traj, children))
         scores = self.scenario.prune_scores(items) if items else []
         flat = [c for _, cs in new for c in cs]
@@ -258,12 +263,19 @@ class SearchEngine:
             user = tree.nodes[traj.leaf]
             child = tree.select_child(user, self.config.c)
             if child is None:  # every new reply ranked below the K kept at this depth
-                self.stats.pruned_trajectories += 1
-                self._finish(traj, 0.0, user)
+                self._abandon(traj)
                 continue
             child.virtual += 1
             child.pending = True
             traj.leaf, traj.action = child.id, SIMULATE
+
+    def _abandon(self, traj: Trajectory) -> None:
+        """Stop a trajectory that pruning cut off: nothing is back-propagated, since a
+        conversation that never finished has no engagement (it is not a failure either)."""
+        tree = self.trees[traj.tree]
+        self._mark(tree, tree.nodes[traj.leaf], -1)
+        self.inflight.remove(traj)
+        self.stats.pruned_trajectories += 1
 
     def _finish(self, traj: Trajectory, reward: float, leaf: Node | None = None) -> None:
         tree = self.trees[traj.tree]

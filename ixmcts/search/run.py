@@ -153,6 +153,7 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
         "search/llm_calls": s.llm_calls, "search/generations": s.generations, "search/generated_tokens": s.generated_tokens,
         "search/pairs": len(pairs), "search/trajectories": s.trajectories,
         "search/engaged_trajectories": s.engaged_trajectories, "search/pruned_trajectories": s.pruned_trajectories,
+        "search/ended_without_state": s.ended_without_state,
         "search/steps": s.steps, "search/resumed_at_step": resumed_at,
         "search/wall_sec": wall, "search/generation_share": s.generation_sec / wall if wall else 0.0,
         "search/mean_reward": sum(t.root.Q for t in engine.trees) / max(1, sum(t.root.N for t in engine.trees)),

@@ -2,9 +2,9 @@
 
 Examples are conversational prompt/completion pairs, so the loss covers the assistant turn
 only. Policy: the scenario's policy prompt → the reply (ESC: CoT with the predicted state,
-then the reply). Simulator: the user condition and the talk so far → the user's turn; ESC
-adds one example per dialogue whose output is ``EOC``; P4G ends each dialogue with the
-task's closing question answered by the corpus's actual donation (``B6``, capped at $2).
+then the reply). Simulator: the user condition and the talk so far → the user's turn, plus one example per
+dialogue that ends it (``Scenario.end_example``: ESC the final annotated state then ``EOC``;
+P4G the task's closing question answered by the corpus's actual donation, ``B6`` capped at $2).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from ..data.schema import MODEL, USER, Dialogue
 from ..errors import IxmctsError
 from ..scenarios.base import Scenario
-from ..scenarios.esc import END_TOKEN
 from .common import LoraSettings, log_history, trainer_arguments
 
 ROLES = ("policy", "simulator")
@@ -49,7 +48,7 @@ def build_sft_examples(scenario: Scenario, dialogues: list[Dialogue], role: str)
                 prompt, target = scenario.simulator_messages(d.condition, d.turns[:i]), scenario.simulator_target(turn)
             examples.append(_example(d, prompt, target))
         if role == "simulator":
-            examples.append(_end_example(scenario, d))
+            examples.append(_example(d, *scenario.end_example(d)))
     if not examples:
         raise IxmctsError(f"no {role} turns in {len(dialogues)} dialogues")
     return examples
@@ -57,17 +56,6 @@ def build_sft_examples(scenario: Scenario, dialogues: list[Dialogue], role: str)
 
 def _example(d: Dialogue, prompt: list[dict], target: str) -> dict:
     return {"dialogue_id": d.id, "prompt": prompt, "completion": [{"role": "assistant", "content": target}]}
-
-
-def _end_example(scenario: Scenario, d: Dialogue) -> dict:
-    if scenario.name == "esc":
-        return _example(d, scenario.simulator_messages(d.condition, d.turns), END_TOKEN)
-    donation = d.meta.get("donation")
-    if donation is None:
-        raise IxmctsError(f"P4G dialogue {d.id}: no donation (B6) to end the simulator's dialogue with")
-    question, answer_start = scenario.closing_messages()
-    return _example(d, scenario.simulator_messages(d.condition, d.turns) + [question],
-                    f"{answer_start['content']}{donation:.2f}.")
 
 
 def train_sft(base_spec, examples: list[dict], config: SFTStageConfig, output_dir: str) -> dict:
