@@ -33,16 +33,28 @@ SEEKER_DONE_ZH = """【已表达】
 SEEKER_LEFT_ZH = SEEKER_DONE_ZH.replace("观察：无", "观察：我觉得父母对我很失望")
 
 
+# Paper §3.1 "Engagement" / §3.2 "Rollout": engaged = the help-seeker ended the talk AND the
+# state in that final output shows no remaining unexpressed feelings or thoughts.
 @pytest.mark.parametrize("lang,text,expected", [
     ("en", SEEKER_DONE_EN, 1.0), ("en", SEEKER_LEFT_EN, 0.0), ("zh", SEEKER_DONE_ZH, 1.0), ("zh", SEEKER_LEFT_ZH, 0.0),
     ("en", SEEKER_DONE_EN.replace(" EOC", ""), 0.0),  # not ended → no engagement
-    ("en", "Reply: That's all I wanted to say. EOC", 1.0),  # ended, no unexpressed block left
+    ("en", "EOC", 0.0), ("zh", "EOC", 0.0),  # an end with no state shows nothing: not engaged
+    ("en", "Reply: That's all I wanted to say. EOC", 0.0), ("zh", "回复：我说完了。EOC", 0.0),
+    ("en", "[Shown]\nFeelings: sad\nReply: Bye. EOC", 0.0),  # no possibly-unexpressed block to read
     ("en", SEEKER_DONE_EN.replace("Feelings: none", "Feelings: n/a"), 1.0),
+    ("en", SEEKER_DONE_EN.replace("Observations: none", "Observations: I think I am a burden"), 0.0),  # a thought left
 ])
 def test_esc_engagement(lang, text, expected):
     esc = get_scenario("esc", language=lang)
     parsed = esc.parse_simulator(text)
     assert esc.engagement(parsed, []) == expected
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_esc_ending_without_a_state_is_counted_as_unreadable(lang):
+    esc = get_scenario("esc", language=lang)
+    assert not esc.readable_end(esc.parse_simulator("EOC"))
+    assert esc.readable_end(esc.parse_simulator(SEEKER_DONE_EN if lang == "en" else SEEKER_DONE_ZH))
 
 
 def test_esc_simulator_parse_splits_state_reply_and_end():
@@ -98,14 +110,42 @@ def test_esc_prune_score_is_state_cosine():
     assert same == pytest.approx(1.0, abs=1e-5)
 
 
-def test_p4g_prune_score_is_discounted_sentiment():
+def test_p4g_prune_score_is_the_persuadees_discounted_sentiment():
+    """§4.5 Eq. 5: ss_i = γ·ss_{i−2} + VADER(u_i) over the persuadee's utterances, ss_0 = 0."""
     p4g = get_scenario("p4g", gamma=0.5)
-    turn = Turn(MODEL, "What a wonderful, generous and kind thing to do!")
-    v = vader_compound(turn.text)
-    assert v > 0.5
-    first, later = p4g.prune_scores([PruneItem([], turn, None), PruneItem([], turn, 0.8)])
-    assert first == pytest.approx(v)  # ss_0 = 0
-    assert later == pytest.approx(0.5 * 0.8 + v)  # ss_i = γ·ss_{i−2} + VADER(u_i)
+    u1, u2 = "I love that, what a wonderful and kind charity!", "Hmm, I am worried and upset about scams."
+    v1, v2 = vader_compound(u1), vader_compound(u2)
+    assert v1 > 0.5 and v2 < -0.3
+    reply = Turn(MODEL, "What a wonderful, generous and kind thing to do!")
+    root = [Turn(USER, "")]  # P4G: the persuader opens; nothing from the persuadee yet
+    path2 = root + [Turn(MODEL, "Hi!"), Turn(USER, u1)]
+    path3 = path2 + [Turn(MODEL, "Terrible things happen to children."), Turn(USER, u2)]
+    first, second, third = p4g.prune_scores([PruneItem(root, reply), PruneItem(path2, reply), PruneItem(path3, reply)])
+    assert first == 0.0  # ss_0 = 0
+    assert second == pytest.approx(v1)
+    assert third == pytest.approx(0.5 * v1 + v2)
+    # the persuader's own words do not move the score
+    (flat,) = p4g.prune_scores([PruneItem(path3, Turn(MODEL, "Awful, horrible, hateful."))])
+    assert flat == pytest.approx(third)
+
+
+def test_p4g_pruning_keeps_the_branch_where_the_persuadee_warmed_up():
+    """A cheerful persuader met by a hostile persuadee must rank below a blunt persuader met
+    by a warm persuadee: pruning reads the persuadee's sentiment (§4.5)."""
+    from ixmcts.search import Tree
+
+    p4g = get_scenario("p4g")
+    tree = Tree(Condition("p", "p4g", "someone"))
+    cheerful = tree.add(tree.root, MODEL, 1, text="What a wonderful, happy, amazing day! You are great!", N=1)
+    blunt = tree.add(tree.root, MODEL, 1, text="Children are dying. Terrible suffering. Donate.", N=1)
+    hostile = tree.add(cheerful, USER, 1, text="Stop bothering me. I hate this and I am annoyed.", N=1)
+    warm = tree.add(blunt, USER, 1, text="Oh that is so sad. I love helping kids, this is a great cause.", N=1)
+    new = [tree.add(u, MODEL, 2, text=f"reply {k}") for u in (hostile, warm) for k in range(3)]
+    scores = p4g.prune_scores([PruneItem(tree.history(tree.nodes[n.parent]), Turn(MODEL, n.text)) for n in new])
+    for node, score in zip(new, scores):
+        node.prune_score = score
+    tree.prune_depth(2, K=3)
+    assert [n.pruned for n in new] == [True] * 3 + [False] * 3
 
 
 def test_p4g_end_signal_and_engagement():

@@ -4,13 +4,20 @@ The persuader speaks first and tries to get a donation to Save the Children out 
 persuadee's $2 task payment. The persuadee, conditioned on a persona, ends the talk by
 stating a decision (or writing ``[END]``). With the search's ``closing`` option, a talk that
 reaches depth T ends with the task's closing question, whose answer is the decision. Engagement = donation / $2, the donation read
-from the last persuadee utterance. Pruning score: the accumulated sentiment
-ss_i = γ·ss_{i−2} + VADER(u_i) of the persuader's turns along the path, ss_0 = 0.
+from the last persuadee utterance.
+
+Pruning score (§4.5, Eq. 5, "we use the persuadee's sentiment"): the persuadee's accumulated
+sentiment ss_i = γ·ss_{i−2} + VADER(u_i), ss_0 = 0, over the persuadee's utterances u_i along
+the path. A new persuader reply is scored by the ss of the persuadee utterance it answers:
+scoring its own (not yet generated) answer would cost a simulator call per reply, which is
+what pruning saves. Siblings therefore tie; the score ranks branches against each other when
+a depth holds more than K replies (ties keep the older node).
 """
 
 from __future__ import annotations
 
-from ..data.schema import Condition, Turn
+from ..data.schema import USER, Condition, Dialogue, Turn
+from ..errors import IxmctsError
 from . import scoring
 from .base import PolicyOutput, PruneItem, Scenario, UserOutput
 from .donation import MAX_DONATION, parse_donation
@@ -40,6 +47,13 @@ class PersuasionForGood(Scenario):
     name = "p4g"
     user_speaks_first = False
     max_depth = 15
+    max_turns = 30
+    policy_speaker, user_speaker = "persuader", "persuadee"
+    headline_metric, headline_label = "donation_mean", "P4G donation ($)"
+
+    @classmethod
+    def headline_value(cls, engagement: float) -> float:
+        return engagement * MAX_DONATION  # the donation in dollars
 
     def __init__(self, gamma: float = 0.9):
         self.gamma = gamma  # γ: discount of the accumulated sentiment
@@ -66,4 +80,20 @@ class PersuasionForGood(Scenario):
         return 0.0 if donation is None else donation / MAX_DONATION
 
     def prune_scores(self, items: list[PruneItem]) -> list[float]:
-        return [self.gamma * (it.previous_score or 0.0) + scoring.vader_compound(it.turn.text) for it in items]
+        return [self.persuadee_sentiment(it.history) for it in items]
+
+    def persuadee_sentiment(self, history: list[Turn]) -> float:
+        """ss of the last persuadee utterance in ``history``: ss_i = γ·ss_{i−2} + VADER(u_i), ss_0 = 0."""
+        ss = 0.0
+        for turn in history:
+            if turn.role == USER and turn.text:  # the empty root is ss_0
+                ss = self.gamma * ss + scoring.vader_compound(turn.text)
+        return ss
+
+    def end_example(self, dialogue: Dialogue) -> tuple[list[dict], str]:
+        donation = dialogue.meta.get("donation")
+        if donation is None:
+            raise IxmctsError(f"P4G dialogue {dialogue.id}: no donation (B6) to end the simulator's dialogue with")
+        question, answer_start = self.closing_messages()
+        return (self.simulator_messages(dialogue.condition, dialogue.turns) + [question],
+                f"{answer_start['content']}{donation:.2f}.")
