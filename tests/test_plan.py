@@ -1,0 +1,184 @@
+"""`ixmcts plan`: every stage's resolved parameters, as `main` runs them.
+
+The `cpu` and `repro-cpu` tables below were written from what `main` passed to each stage
+before the settings moved into the stage Configs (commit 7446e45): the MLproject defaults,
+the profiles' blocks and the entry points' own defaults. The refactor must not change them
+(the demo and results/ depend on them). The `paper` table is the paper's (§4.6, appendix
+A; DESIGN.md §3).
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import P4G_REAL, ROOT
+from ixmcts.errors import IxmctsError
+
+LORA = {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "lora_targets": "all-linear"}
+
+CPU = {
+    "sft": {"base_model": "smollm2-135m-instruct", "data": "sample", "language": "en", "lr": 2e-4, "epochs": 1.0,
+            "max_steps": 30, "batch_size": 4, "max_length": 768, "max_examples": 240, "seed": 0, **LORA},
+    "search": {"policy_model": "smollm2-135m-instruct", "simulator_model": "", "conditions": "sample", "num_conditions": 4,
+               "data_dir": "", "language": "en", "K": 4, "e": 2, "T": 4, "c": math.sqrt(2), "gamma": 0.9, "budget": 0,
+               "parallel": 1, "closing": True, "seed": 0, "max_new_tokens": 40, "pair_margin": 0.0, "shard": 0,
+               "num_shards": 1, "threads": 0, "batch_size": 16, "backend": "transformers", "checkpoint_dir": ""},
+    "reward": {"base_model": "", "lr": 1e-4, "epochs": 10.0, "max_steps": 0, "batch_size": 4, "max_length": 768,
+               "val_fraction": 0.2, "seed": 0, **LORA},
+    "preference": {"num_contexts": 12, "n": 3, "margin": 0.0, "max_new_tokens": 40, "threads": 0, "seed": 0},
+    "align": {"beta": 0.1, "loss_type": "sigmoid", "lr": 5e-5, "epochs": 2.0, "max_steps": 0, "batch_size": 4,
+              "max_length": 768, "seed": 0, **LORA},
+    "evaluate": {"n": 3, "simulator_model": "", "advisor_model": "", "conditions": "sample", "conditions_offset": 16,
+                 "num_interactions": 8, "data_dir": "", "max_turns": 12, "closing": True, "max_new_tokens": 40,
+                 "language": "en", "threads": 0, "backend": "transformers", "seed": 0},
+}
+
+
+def repro_cpu(data_dir: str) -> dict:
+    """cpu with the repro-cpu profile's blocks and its `pipeline` block as they were."""
+    changes = {
+        "sft": {"data": data_dir, "max_steps": 40, "max_examples": 480},
+        "search": {"conditions": "synth", "data_dir": data_dir, "num_conditions": 16},
+        "reward": {"epochs": 4.0},
+        "preference": {"num_contexts": 24},
+        "evaluate": {"conditions": "synth", "data_dir": data_dir, "conditions_offset": 16, "num_interactions": 32},
+    }
+    return {stage: {**params, **changes.get(stage, {})} for stage, params in CPU.items()}
+
+
+def plan(*args, **kwargs):
+    from ixmcts.profiles import plan as build
+
+    return build(*args, **kwargs)
+
+
+@pytest.mark.parametrize("scenario", ["p4g", "esc"])
+def test_cpu_plan_is_what_main_ran_before(scenario):
+    assert plan(scenario, "cpu") == CPU
+
+
+def test_repro_cpu_plan_is_what_main_ran_before(tmp_path):
+    for name in ("full_dialog.csv", "full_info.csv"):
+        (tmp_path / name).write_text("")
+    assert plan("p4g", "repro-cpu", str(tmp_path)) == repro_cpu(str(tmp_path.resolve()))
+
+
+# The paper's settings (§4.6 and appendix A; DESIGN.md §3): what a GPU run must use.
+PAPER = {
+    "p4g": {
+        "sft": {"base_model": "meta-llama/Llama-3.2-3B-Instruct", "lr": 5e-5, "epochs": 3.0, "lora_r": 8, "language": "en"},
+        "search": {"policy_model": "meta-llama/Llama-3.2-3B-Instruct", "K": 81, "e": 3, "T": 15, "c": math.sqrt(2),
+                   "closing": False, "max_new_tokens": 512, "conditions": "synth", "num_conditions": 700},
+        "reward": {"lr": 1e-4, "lora_r": 8},
+        "preference": {"num_contexts": 1000, "n": 4},
+        "align": {"lr": 5e-6, "beta": 0.1, "loss_type": "sigmoid", "epochs": 2.0, "lora_r": 8},
+        "evaluate": {"num_interactions": 128, "max_turns": 30, "closing": False, "n": 3},
+    },
+    "esc": {
+        "sft": {"base_model": "Qwen/Qwen2.5-7B-Instruct", "lr": 5e-5, "epochs": 3.0, "language": "zh"},
+        "search": {"policy_model": "Qwen/Qwen2.5-7B-Instruct", "K": 81, "e": 3, "T": 25, "c": math.sqrt(2),
+                   "closing": False, "max_new_tokens": 512, "language": "zh", "num_conditions": 4000},
+        "reward": {"lr": 1e-4},
+        "preference": {"num_contexts": 1000, "n": 4},
+        "align": {"lr": 5e-6, "beta": 0.1},
+        "evaluate": {"num_interactions": 128, "max_turns": 50, "closing": False, "language": "zh", "n": 3},
+    },
+}
+
+
+def esc_data(folder):
+    """A folder as `prepare`/`annotate` leave it: PsyQA and the annotated PsyDTCorpus."""
+    for name in ("PsyQA_full.json", "PsyDTCorpus_train_mulit_turn_packing_annotated.json"):
+        (folder / name).write_text("[]")
+    return folder
+
+
+@pytest.mark.parametrize("scenario", ["p4g", "esc"])
+def test_paper_plan_has_the_papers_settings(scenario, tmp_path):
+    data = str(P4G_REAL) if scenario == "p4g" else str(esc_data(tmp_path))
+    resolved = plan(scenario, "paper", data)
+    for stage, expected in PAPER[scenario].items():
+        assert {k: resolved[stage][k] for k in expected} == expected, stage
+    search, evaluate = resolved["search"], resolved["evaluate"]
+    if scenario == "p4g":  # ~700 personas synthesized from the corpus's persuadees (§4.6)
+        assert search["data_dir"] == evaluate["data_dir"] == str(P4G_REAL.resolve()) == resolved["sft"]["data"]
+        assert evaluate["conditions"] == "synth"
+    else:  # PsyQA descriptions; SFT on PsyDTCorpus with the annotated help-seeker states (appendix A.1)
+        assert search["conditions"] == evaluate["conditions"] == str(tmp_path.resolve() / "PsyQA_full.json")
+        assert resolved["sft"]["data"].endswith("PsyDTCorpus_train_mulit_turn_packing_annotated.json")
+    # held out: evaluation starts after the searched conditions
+    assert evaluate["conditions_offset"] >= search["num_conditions"]
+
+
+def test_the_paper_profile_holds_no_differences():
+    from ixmcts.profiles import PROFILES
+
+    assert all(not block for block in PROFILES["paper"]["stages"].values())
+
+
+def test_overrides_apply_and_unknown_names_fail():
+    assert plan("p4g", "cpu", overrides={"search": {"K": 9}, "align": {"beta": 0.3}})["search"]["K"] == 9
+    with pytest.raises(IxmctsError, match="unknown stage.*dpo"):
+        plan("p4g", "cpu", overrides={"dpo": {"beta": 0.3}})
+    with pytest.raises(IxmctsError, match="search has no parameter 'k'"):
+        plan("p4g", "cpu", overrides={"search": {"k": 9}})
+    with pytest.raises(IxmctsError, match="K must be a whole number, got '2.5'"):
+        plan("p4g", "cpu", overrides={"search": {"K": "2.5"}})
+
+
+def test_an_evaluation_that_overlaps_the_search_names_both_ranges():
+    with pytest.raises(IxmctsError, match=r"evaluation conditions 2\.\.10 .*overlap the search's conditions 0\.\.4"):
+        plan("p4g", "cpu", overrides={"evaluate": {"conditions_offset": 2}})
+    with pytest.raises(IxmctsError, match=r"search's conditions 0\.\.all"):
+        plan("p4g", "cpu", overrides={"search": {"num_conditions": 0}})
+    # another source is another pool: nothing to hold out
+    assert plan("p4g", "cpu", overrides={"evaluate": {"conditions_offset": 0, "conditions": "corpus"}})
+
+
+def test_a_profile_on_the_corpus_needs_the_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("IXMCTS_P4G_DIR", raising=False)
+    with pytest.raises(IxmctsError, match="pass -P data_dir"):
+        plan("p4g", "repro-cpu", "", require_data=True)
+    with pytest.raises(IxmctsError, match="not a P4G corpus folder .missing full_dialog.csv, full_info.csv"):
+        plan("p4g", "repro-cpu", str(tmp_path))
+    with pytest.raises(IxmctsError, match="missing PsyQA_full.json"):
+        plan("esc", "paper", str(tmp_path))
+    with pytest.raises(IxmctsError, match="defined for p4g only, not 'esc'"):
+        plan("esc", "repro-cpu", str(tmp_path))
+
+
+def cli(*args, env=None):
+    """The command a user types, in a fresh interpreter that must not import a model library."""
+    code = ("import sys; from ixmcts.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+            "heavy = sorted(m for m in ('torch', 'transformers', 'trl', 'vllm', 'mlflow') if m in sys.modules)\n"
+            "print('IMPORTED', heavy, file=sys.stderr); sys.exit(code)")
+    return subprocess.run([sys.executable, "-c", code, "plan", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_ixmcts_plan_prints_the_paper_plan_without_loading_a_model(tmp_path):
+    proc = cli("--scenario", "p4g", "--profile", "paper", "--data-dir", str(P4G_REAL))
+    assert proc.returncode == 0, proc.stderr
+    assert "IMPORTED []" in proc.stderr
+    printed = json.loads(proc.stdout)
+    assert printed == plan("p4g", "paper", str(P4G_REAL))
+    assert printed["search"]["K"] == 81 and printed["evaluate"]["num_interactions"] == 128
+
+    esc = cli("--scenario", "esc", "--profile", "paper", "--data-dir", str(esc_data(tmp_path)),
+              "--overrides", '{"search": {"backend": "vllm"}}')
+    assert esc.returncode == 0, esc.stderr
+    assert json.loads(esc.stdout)["search"]["backend"] == "vllm" and json.loads(esc.stdout)["search"]["T"] == 25
+
+
+def test_ixmcts_plan_without_the_corpus_folder_shows_where_it_goes(monkeypatch):
+    proc = cli("--scenario", "p4g", "--profile", "paper", env={"IXMCTS_P4G_DIR": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["search"]["data_dir"] == "{data_dir}"
+    assert "--data-dir" in proc.stderr
+    bad = cli("--scenario", "p4g", "--profile", "gpu")
+    assert bad.returncode == 2 and "unknown profile 'gpu'" in bad.stderr
