@@ -129,6 +129,17 @@ SEEKER = ["I keep thinking about it every night.", "I guess I am afraid of being
           "That actually makes me feel a little better.", "I think I needed to hear that."]
 
 
+HIDDEN = [("I think it is all my fault", "afraid it will never get better"),
+          ("I believe nobody would miss me", "deep shame"), ("I think I should hide how I feel", "anger I never show")]
+
+
+def state_en(trouble, feeling, need, hidden):
+    thought, hurt = hidden or ("none", "none")
+    return (f"[Shown]\nObservations: {trouble.lower()}\nFeelings: {feeling}\nNeeds: {need}\nRequests: to be listened to\n"
+            f"[Possibly unexpressed]\nObservations: {thought}\nFeelings: {hurt}\nNeeds: {'to be accepted' if hidden else 'none'}\n"
+            f"Requests: none")
+
+
 def esc():
     d = OUT / "esc"
     d.mkdir(parents=True, exist_ok=True)
@@ -142,6 +153,12 @@ def esc():
             msgs.append({"role": "user", "content": rng.choice(SEEKER)})
         msgs.append({"role": "assistant", "content": "I'm glad we talked. Remember you can come back any time."})
         msgs.append({"role": "user", "content": "Thank you, I feel I have said everything I needed to say."})
+        # help-seeker states as `annotate` adds them (appendix A.1): what is left unsaid
+        # shrinks over the talk and is empty at the end, which the engagement reads
+        seeker = [m for m in msgs if m["role"] == "user"]
+        for j, m in enumerate(seeker):
+            left = j < len(seeker) - 1
+            m["state"] = state_en(trouble, feeling, need, HIDDEN[k % len(HIDDEN)] if left else None)
         psydt.append({"id": k, "normalizedTag": tag, "messages": msgs})
         psyqa.append({"questionID": 1000 + k, "question": f"How do I cope? {trouble}.",
                       "description": f"{trouble}. I feel {feeling} and I don't know what to do. Deep down I want {need}.",

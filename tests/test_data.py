@@ -128,3 +128,20 @@ def test_unknown_sources():
         load_conditions("esc", "synth")
     with pytest.raises(IxmctsError, match="count must be positive"):
         load_conditions("p4g", "sample", 0)
+
+
+def test_psydt_condition_is_a_description_of_the_help_seeker(tmp_path):
+    """§4.4: the simulator is conditioned on a description of the help-seeker's troubles,
+    feelings and thoughts (PsyQA's ``description``) in search and evaluation, so SFT
+    conditions it on the same kind of text: the record's own description, else the
+    help-seeker's first utterances (never the supporter's), about a description's length."""
+    seeker = ["My exam went badly.", "I feel ashamed in front of my parents.", "x" * 400]
+    msgs = [{"role": "system", "content": "sys"}]
+    for text in seeker:
+        msgs += [{"role": "user", "content": text}, {"role": "assistant", "content": "Supporter words."}]
+    f = tmp_path / "psydt.json"
+    f.write_text(json.dumps([{"id": 1, "normalizedTag": "t", "messages": msgs},
+                             {"id": 2, "normalizedTag": "t", "messages": msgs, "description": "I failed and feel lost."}]))
+    first, second = load_psydt(f)
+    assert first.condition.description == "My exam went badly. I feel ashamed in front of my parents."
+    assert second.condition.description == "I failed and feel lost."

@@ -28,10 +28,31 @@ def _records(path: Path, required: tuple[str, ...], what: str) -> list[dict]:
     return data
 
 
+DESCRIPTION_CHARS = 300  # about a PsyQA description's length
+
+
+def seeker_description(record: dict, turns: list[Turn]) -> str:
+    """The user condition a PsyDT dialogue trains the simulator with. The search and the
+    evaluation condition the simulator on PsyQA descriptions (§4.4: the help-seeker's
+    troubles, feelings and thoughts in their own words), so training uses the same kind of
+    text: the record's ``description`` when it has one, else the help-seeker's own
+    utterances from the start of the dialogue, up to about a description's length."""
+    if str(record.get("description") or "").strip():
+        return str(record["description"]).strip()
+    words: list[str] = []
+    for t in turns:
+        if t.role != USER:
+            continue
+        if words and sum(map(len, words)) + len(t.text) > DESCRIPTION_CHARS:
+            break
+        words.append(t.text)
+    return " ".join(words)
+
+
 def load_psydt(path: str | Path) -> list[Dialogue]:
-    """PsyDTCorpus dialogues; the condition is the help-seeker's opening (PsyDT has no
-    separate description). Help-seeker states come from a ``state`` field on user messages,
-    which ``annotate`` adds (empty without it)."""
+    """PsyDTCorpus dialogues. The condition is a PsyQA-like description of the help-seeker
+    (``seeker_description``). Help-seeker states come from a ``state`` field on user
+    messages, which ``annotate`` adds (empty without it)."""
     path = Path(path)
     out = []
     for i, rec in enumerate(_records(path, ("id", "messages"), "PsyDTCorpus")):
@@ -49,8 +70,7 @@ def load_psydt(path: str | Path) -> list[Dialogue]:
             turns.append(Turn(ROLE[m["role"]], str(m["content"]).strip(), state=seeker_state))
         if not turns:
             raise IxmctsError(f"{path}: record {i} (id={rec['id']}): empty dialogue")
-        opening = next((t.text for t in turns if t.role == USER), turns[0].text)
-        cond = Condition(id=f"psydt-{rec['id']}", scenario="esc", description=opening,
+        cond = Condition(id=f"psydt-{rec['id']}", scenario="esc", description=seeker_description(rec, turns),
                          attributes={"tag": rec.get("normalizedTag", "")})
         out.append(Dialogue(id=str(rec["id"]), scenario="esc", condition=cond, turns=turns))
     return out
