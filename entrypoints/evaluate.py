@@ -14,7 +14,7 @@ from _common import IxmctsError
 from ixmcts import tracking
 from ixmcts.cli import reports_errors
 from ixmcts.data import load_conditions
-from ixmcts.evaluate import MAX_TURNS, AdviceChooser, EvalConfig, RewardChooser, interact, summarize
+from ixmcts.evaluate import AdviceChooser, EvalConfig, RewardChooser, interact, summarize
 from ixmcts.io import write_jsonl
 from ixmcts.llm import Sampling, check_backend, make_backends
 from ixmcts.llm.models import ModelSpec
@@ -62,7 +62,7 @@ def main(scenario, method, reward, n, policy_run, aligned_run, reward_run, simul
     check_backend(backend)
     if num_interactions < 1:
         raise IxmctsError(f"num_interactions must be at least 1, got {num_interactions}")
-    config = EvalConfig(max_turns=max_turns or MAX_TURNS[scenario], n=n if method == "bon" else 1, closing=closing, seed=seed,
+    config = EvalConfig(max_turns=max_turns or sc.max_turns, n=n if method == "bon" else 1, closing=closing, seed=seed,
                         policy_sampling=Sampling(max_new_tokens=max_new_tokens),
                         simulator_sampling=Sampling(temperature=0.3, max_new_tokens=max_new_tokens))
     pool = load_conditions(scenario, conditions, None, data_dir=data_dir or None, seed=seed)
@@ -124,7 +124,7 @@ def main(scenario, method, reward, n, policy_run, aligned_run, reward_run, simul
         mlflow.log_artifact(str(Path(tmp) / "interactions.jsonl"), artifact_path="data")
         metrics = summarize(records, scenario, seed=seed)
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # a NaN (no engaging dialogue) stays missing
-    key = "eval/engaged_rate" if scenario == "esc" else "eval/donation_mean"
+    key = f"eval/{sc.headline_metric}"
     print(f"\nevaluate run {run.info.run_id}: {method}{'/' + reward if method == 'bon' else ''} "
           f"{key.split('/')[1]} = {metrics[key]:.3f} [{metrics[key + '_ci_low']:.3f}, {metrics[key + '_ci_high']:.3f}] "
           f"over {len(records)} interactions")

@@ -47,7 +47,7 @@ def main(scenario, role, base_model, data, language, profile_name, seed, num_pro
 
     with tracking.stage_run("sft", scenario, profile=profile_name, role=role, method="sft") as run, \
             tempfile.TemporaryDirectory(prefix="ixmcts-sft-") as tmp:
-        tracking.log_params({"base_model": base, "language": sc.language if scenario == "esc" else "en",
+        tracking.log_params({"base_model": base, "language": sc.language,
                              "num_examples": len(examples), **config_params(config)})
         write_jsonl(Path(tmp) / "sft.jsonl", examples)
         tracking.log_jsonl_dataset(Path(tmp) / "sft.jsonl", f"sft-{role}", "sft", json_columns=("prompt", "completion"))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fakes import ScriptedBackend
+from fakes import EXPECTED_REWARD, ScriptedBackend
 from ixmcts.data import load_conditions
 from ixmcts.errors import IxmctsError
 from ixmcts.evaluate import AdviceChooser, EvalConfig, RewardChooser, interact, summarize
@@ -17,11 +17,14 @@ def test_interactions_run_batched_to_an_end_or_the_turn_limit(scenario):
     records = interact(sc, backend, backend, conditions, EvalConfig(max_turns=8, seed=1))
     assert [r["condition_id"] for r in records] == [c.id for c in conditions]
     for r in records:
-        assert r["ended"] or r["hit_limit"]
         assert r["num_turns"] <= 8 and r["turns"][0]["role"] == ("user" if sc.user_speaks_first else "model")
         assert all(a["role"] != b["role"] for a, b in zip(r["turns"], r["turns"][1:]))
-        if not r["ended"]:
-            assert r["engagement"] == 0.0
+        last = r["turns"][-1]
+        if r["ended"]:  # the user ended it; the reward is the paper's engagement of that ending (§3.1)
+            assert last["role"] == "user" and r["engagement"] == EXPECTED_REWARD[last["raw"]] and not r["hit_limit"]
+        else:  # only the turn cap stops a dialogue the user did not end, and it earns nothing
+            assert r["hit_limit"] and r["num_turns"] == 8 and r["engagement"] == 0.0
+    assert any(r["ended"] for r in records) and any(r["hit_limit"] for r in records)
     assert max(backend.batches) == 6  # every active dialogue in one call per round and role
     again = interact(sc, ScriptedBackend(), ScriptedBackend(), conditions, EvalConfig(max_turns=8, seed=1))
     assert again == records  # same conditions, same seeds → same interactions

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from ..errors import IxmctsError
 from ..llm.backend import Sampling
-from ..scenarios import scoring
+from ..scenarios import SCENARIOS, scoring
 
 ADVICE = {
     "strategy": "Read the conversation and write, in one sentence, the strategy the {speaker} should use in the next reply.",
     "knowledge": "Read the conversation and write, in one or two sentences, knowledge relevant to the {speaker}'s next reply.",
 }
-SPEAKER = {"esc": "counselor", "p4g": "persuader"}
 
 
 def best(scores: list[float]) -> int:
@@ -42,7 +41,7 @@ class AdviceChooser:
         if kind not in ADVICE:
             raise IxmctsError(f"unknown BoN reward {kind!r}; choose engagement, strategy or knowledge")
         self.advisor, self.kind, self.embedder = advisor, kind, embedder
-        self.instruction = ADVICE[kind].format(speaker=SPEAKER.get(scenario, "assistant"))
+        self.instruction = ADVICE[kind].format(speaker=SCENARIOS[scenario].policy_speaker)
         self.sampling = Sampling(temperature=0.3, max_new_tokens=max_new_tokens)
         self.advice: list[str] = []  # the latest turn's advice, for the records
 

@@ -13,6 +13,7 @@ import io
 import math
 from dataclasses import dataclass, field
 
+from ..scenarios import SCENARIOS
 from .metrics import paired_permutation_test
 
 ROWS = [("sft", "-"), ("bon", "strategy"), ("bon", "knowledge"), ("bon", "engagement"), ("aligned", "engagement")]
@@ -22,7 +23,6 @@ LABELS = {("sft", "-"): ("SFT", "—"), ("bon", "strategy"): ("BoN", "Strategy")
 PAPER = {("sft", "-"): (0.6406, 39.07, 0.58, 18.67), ("bon", "strategy"): (0.6410, 39.48, 0.63, 18.86),
          ("bon", "knowledge"): (0.6490, 39.90, 0.67, 18.67), ("bon", "engagement"): (0.6563, 39.32, 0.73, 18.70),
          ("aligned", "engagement"): (0.8047, 38.15, 1.29, 18.75)}
-HEADLINE = {"esc": "eval/engaged_rate", "p4g": "eval/donation_mean"}
 
 
 @dataclass
@@ -54,10 +54,10 @@ def build_table(results: list[Result]) -> dict[tuple[str, str], dict[str, Cell]]
         row = (r.method, "-" if r.method == "sft" else r.reward)
         if row not in table:
             continue
-        key = HEADLINE[r.scenario]
+        key = f"eval/{SCENARIOS[r.scenario].headline_metric}"
         table[row][r.scenario] = Cell(r.metrics.get(key), r.metrics.get(key + "_ci_low"), r.metrics.get(key + "_ci_high"),
                                       r.metrics.get("eval/turns_mean"), None, r.run_id)
-    for scenario in ("esc", "p4g"):
+    for scenario in SCENARIOS:
         sft = next((r for r in reversed(results) if r.scenario == scenario and r.method == "sft"), None)
         for r in results:
             row = (r.method, "-" if r.method == "sft" else r.reward)
@@ -131,7 +131,8 @@ def plot(table, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, scenario, title in ((axes[0], "esc", "ESC engaged rate"), (axes[1], "p4g", "P4G donation ($)")):
+    for ax, scenario in zip(axes, ("esc", "p4g")):  # Table 2's column order
+        title = SCENARIOS[scenario].headline_label
         names, values, errs = [], [], [[], []]
         for row in ROWS:
             c = table[row].get(scenario)

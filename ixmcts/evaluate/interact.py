@@ -16,16 +16,13 @@ from ..errors import IxmctsError
 from ..llm.backend import POLICY_SAMPLING, SIMULATOR_SAMPLING, Sampling
 from ..scenarios.base import Scenario
 
-MAX_TURNS = {"esc": 50, "p4g": 30}  # utterances of both sides, the paper's interaction cap
-
-
 class Chooser(Protocol):
     def choose(self, contexts: list[list[dict]], candidates: list[list[str]]) -> list[int]: ...
 
 
 @dataclass
 class EvalConfig:
-    max_turns: int = 30  # utterances of both sides (paper: ESC 50, P4G 30)
+    max_turns: int = 30  # utterances of both sides (paper: ESC 50, P4G 30: ``Scenario.max_turns``)
     n: int = 1  # candidates per policy turn (Best-of-N: 3)
     closing: bool = False  # ask the scenario's closing question when the turn limit is reached
     seed: int = 0

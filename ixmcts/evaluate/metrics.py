@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from statistics import fmean
 
-from ..scenarios.donation import MAX_DONATION
+from ..scenarios import SCENARIOS
 
 
 def engaged(record: dict, scenario: str) -> bool:
-    """An engaging interaction: ESC — the help-seeker fully expressed itself; P4G — a donation."""
-    return record["engagement"] >= 1.0 if scenario == "esc" else record["engagement"] > 0.0
+    """An engaging interaction (``Scenario.engaged``: ESC the help-seeker fully expressed
+    itself; P4G a donation)."""
+    return SCENARIOS[scenario].engaged(record["engagement"])
 
 
 def headline(records: list[dict], scenario: str) -> float:
-    """ESC: engaged rate; P4G: mean donation in dollars."""
-    if scenario == "esc":
-        return fmean(engaged(r, scenario) for r in records)
-    return fmean(r["engagement"] * MAX_DONATION for r in records)
+    """The scenario's Table 2 number (``Scenario.headline_value`` averaged: ESC engaged rate,
+    P4G mean donation in dollars)."""
+    return fmean(SCENARIOS[scenario].headline_value(r["engagement"]) for r in records)
 
 
 def turns_of_engaging(records: list[dict], scenario: str) -> float:
@@ -71,7 +71,7 @@ def paired_permutation_test(a: list[float], b: list[float], samples: int = 10000
 
 def summarize(records: list[dict], scenario: str, seed: int = 0) -> dict:
     """The ``eval/*`` metrics of one method."""
-    key = "engaged_rate" if scenario == "esc" else "donation_mean"
+    key = SCENARIOS[scenario].headline_metric
     stat = lambda rs: headline(rs, scenario)  # noqa: E731
     turns = lambda rs: turns_of_engaging(rs, scenario)  # noqa: E731
     lo, hi = bootstrap_ci(records, stat, seed=seed)

@@ -49,6 +49,7 @@ class Scenario(ABC):
     user_speaker: str
     headline_metric: str  # the ``eval/<name>`` of Table 2 (engaged rate / mean donation)
     headline_label: str  # the column title in tables and plots
+    language: str = "en"  # the language of the prompts
 
     # prompts --------------------------------------------------------------
     @abstractmethod
