@@ -135,7 +135,7 @@ HIDDEN = [("I think it is all my fault", "afraid it will never get better"),
 
 def state_en(trouble, feeling, need, hidden):
     thought, hurt = hidden or ("none", "none")
-    return (f"[Shown]\nObservations: {trouble.lower()}\nFeelings: {feeling}\nNeeds: {need}\nRequests: to be listened to\n"
+    return (f"[Shown]\nObservations: {trouble}\nFeelings: {feeling}\nNeeds: {need}\nRequests: to be listened to\n"
             f"[Possibly unexpressed]\nObservations: {thought}\nFeelings: {hurt}\nNeeds: {'to be accepted' if hidden else 'none'}\n"
             f"Requests: none")
 

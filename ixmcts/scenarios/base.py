@@ -8,7 +8,7 @@ turns for pruning. The search engine never looks inside a scenario.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..data.schema import MODEL, USER, Condition, Dialogue, Turn
 
@@ -120,10 +120,16 @@ class Scenario(ABC):
 
     # training text ----------------------------------------------------------
     def render_dialogue_text(self, dialogue: Dialogue) -> list[str]:
-        """The dialogue in ChatML from both roles' points of view (tiny-model training text)."""
+        """The dialogue in ChatML from both roles' points of view, each role's turns written as
+        SFT teaches them (ESC: with states) and the simulator's view closed by its end example
+        (tiny-model training text)."""
+        as_policy = [replace(t, text=self.policy_target(t)) if t.role == MODEL else t for t in dialogue.turns]
+        as_user = replace(dialogue, turns=[replace(t, text=self.simulator_target(t)) if t.role == USER else t
+                                           for t in dialogue.turns])
+        end_prompt, end_target = self.end_example(as_user)
         out = []
-        for messages in (self.policy_messages(dialogue.condition, dialogue.turns),
-                         self.simulator_messages(dialogue.condition, dialogue.turns)):
+        for messages in (self.policy_messages(dialogue.condition, as_policy),
+                         end_prompt + [{"role": "assistant", "content": end_target}]):
             out.append("".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages))
         return out
 
