@@ -72,10 +72,14 @@ class PersuasionForGood(Scenario):
 
     def parse_simulator(self, text: str, closing: bool = False) -> UserOutput:
         reply = text.replace(END_MARKER, "").strip()
+        # The talk ends on the end signal, on the closing answer, or on a decision about giving
+        # now (an amount or a refusal); a mere mention of money ("I donated $20 last year") or a
+        # deferral ("not right now, but tell me more") does not end it.
         ended = closing or END_MARKER in text or parse_donation(reply) is not None
         return UserOutput(reply=reply, ended=ended)
 
     def engagement(self, last: UserOutput, history: list[Turn]) -> float:
+        # §3.1/§4: donation / $2, the donation read from the last persuadee utterance (0 without one)
         donation = parse_donation(last.reply)
         return 0.0 if donation is None else donation / MAX_DONATION
 
