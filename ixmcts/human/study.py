@@ -62,6 +62,14 @@ def check_bind(host: str, allow_remote: bool) -> None:
                           "Bind 127.0.0.1 (the default) or pass allow_remote=true behind your own access control")
 
 
+def allowed_hosts(params: StudyParams) -> frozenset[str] | None:
+    """The Host names the app answers to: loopback names and the bound address; any with
+    ``allow_remote`` (the operator's proxy or firewall decides who reaches it)."""
+    from .app import LOOPBACK_HOSTS
+
+    return None if params.allow_remote else LOOPBACK_HOSTS | {params.host}
+
+
 HELP = {
     "scenario": "esc | p4g: the problem statements and the models' prompt format",
     "language": "ESC prompt language: en | zh",
@@ -115,7 +123,7 @@ def build_study(params: StudyParams, arms: dict[str, tuple[str, ModelSpec]], pai
     sampling = Sampling(max_new_tokens=params.max_new_tokens)
     return Study(store=store, problems=problems, seed=params.seed, limits=Limits(max_exchanges=params.max_exchanges),
                  responders={name: PolicyResponder(scenario, backends[name], sampling) for name in arms},
-                 shown_text=lambda raw: scenario.parse_policy(raw).reply or raw.strip())
+                 shown_text=lambda raw: scenario.parse_policy(raw).reply or raw.strip(), allowed_hosts=allowed_hosts(params))
 
 
 def serve(study, params: StudyParams) -> None:
