@@ -196,4 +196,5 @@ def test_accuracy_command_names_a_bad_label_row(tmp_path):
 def test_accuracy_command_names_a_missing_corpus(tmp_path):
     run = subprocess.run([sys.executable, "scripts/donation_accuracy.py", "--data-dir", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True)
-    assert run.returncode == 2 and "full_dialog.csv" in run.stderr and "not found" in run.stderr
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.startswith(f"error: {tmp_path}/full_") and "not found" in run.stderr
