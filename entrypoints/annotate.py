@@ -13,7 +13,7 @@ import click
 import _common  # noqa: F401  (puts this checkout on sys.path)
 
 from ixmcts import tracking
-from ixmcts.cli import reports_errors
+from ixmcts.options import reports_errors
 from ixmcts.data.annotate import AnnotateConfig, annotate_corpus
 from ixmcts.errors import IxmctsError
 

@@ -16,7 +16,7 @@ import click
 from _common import IxmctsError
 
 from ixmcts import tracking
-from ixmcts.cli import reports_errors
+from ixmcts.options import reports_errors
 from ixmcts.evaluate.compare import Result, build_table, plot, to_csv, to_latex, to_markdown
 from ixmcts.human.report import write_report
 from ixmcts.io import atomic_open, read_jsonl

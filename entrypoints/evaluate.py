@@ -9,16 +9,15 @@ import tempfile
 from pathlib import Path
 
 import click
-from _common import IxmctsError
+from _common import IxmctsError, stage_config, stage_options
 
 from ixmcts import tracking
-from ixmcts.cli import reports_errors
 from ixmcts.data import load_conditions
-from ixmcts.evaluate import AdviceChooser, EvalConfig, RewardChooser, interact, summarize
+from ixmcts.evaluate import AdviceChooser, RewardChooser, interact, summarize
 from ixmcts.io import write_jsonl
-from ixmcts.llm import Sampling, check_backend, make_backends
+from ixmcts.llm import check_backend, make_backends
 from ixmcts.llm.models import ModelSpec
-from ixmcts.profiles import profile
+from ixmcts.options import reports_errors
 from ixmcts.scenarios import get_scenario
 from ixmcts.train.reward import RewardScorer
 
@@ -27,48 +26,32 @@ BON_REWARDS = ("engagement", "strategy", "knowledge")
 
 
 @click.command()
-@click.option("--scenario", default="p4g", show_default=True)
 @click.option("--method", default="sft", show_default=True, help="sft | bon | aligned")
 @click.option("--reward", default="engagement", show_default=True, help="BoN reranking: engagement | strategy | knowledge")
-@click.option("--n", default=3, type=int, show_default=True, help="BoN candidates per turn")
 @click.option("--policy-run", default="", help="SFT policy run (sft, bon)")
 @click.option("--aligned-run", default="", help="align run (aligned)")
 @click.option("--reward-run", default="", help="reward model run (bon with reward=engagement)")
 @click.option("--simulator-run", default="", help="SFT simulator run (empty: simulator_model, prompted)")
-@click.option("--simulator-model", default="", help="prompted simulator base model (empty: the policy's base)")
-@click.option("--advisor-model", default="", help="advisor LLM for strategy/knowledge BoN (empty: the policy's base)")
-@click.option("--conditions", default="sample", show_default=True, help="held-out user conditions source")
-@click.option("--conditions-offset", default=16, type=int, show_default=True, help="skip the first conditions (the search's)")
-@click.option("--num-interactions", default=128, type=int, show_default=True)
-@click.option("--data-dir", default="", help="P4G corpus folder for conditions=synth|corpus")
-@click.option("--max-turns", default=0, type=int, help="utterance cap; 0 = the paper's (ESC 50, P4G 30)")
-@click.option("--closing", default=False, type=bool, show_default=True, help="ask the closing question at the turn limit")
-@click.option("--max-new-tokens", default=64, type=int, show_default=True)
-@click.option("--language", default="", help="ESC prompt language (empty: the profile's)")
-@click.option("--threads", default=0, type=int)
-@click.option("--backend", default="transformers", show_default=True, help="transformers | vllm (CUDA)")
-@click.option("--seed", default=0, type=int)
-@click.option("--profile", "profile_name", default="cpu", show_default=True)
+@stage_options("evaluate")
 @reports_errors
-def main(scenario, method, reward, n, policy_run, aligned_run, reward_run, simulator_run, simulator_model, advisor_model,
-         conditions, conditions_offset, num_interactions, data_dir, max_turns, closing, max_new_tokens, language, threads,
-         backend, seed, profile_name):
-    prof = profile(profile_name)
-    sc = get_scenario(scenario, language=language or prof["language"])
+def main(scenario, profile_name, method, reward, policy_run, aligned_run, reward_run, simulator_run, **settings):
+    params = stage_config("evaluate", scenario, profile_name, settings)  # bad values fail here, before any run
+    simulator_model, advisor_model, threads, backend, seed = (params.simulator_model, params.advisor_model, params.threads,
+                                                              params.backend, params.seed)
+    sc = get_scenario(scenario, language=params.language)
     if method not in METHODS:
         raise IxmctsError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     if method == "bon" and reward not in BON_REWARDS:
         raise IxmctsError(f"unknown BoN reward {reward!r}; choose one of: {', '.join(BON_REWARDS)}")
     check_backend(backend)
-    if num_interactions < 1:
-        raise IxmctsError(f"num_interactions must be at least 1, got {num_interactions}")
-    config = EvalConfig(max_turns=max_turns or sc.max_turns, n=n if method == "bon" else 1, closing=closing, seed=seed,
-                        policy_sampling=Sampling(max_new_tokens=max_new_tokens),
-                        simulator_sampling=Sampling(temperature=0.3, max_new_tokens=max_new_tokens))
-    pool = load_conditions(scenario, conditions, None, data_dir=data_dir or None, seed=seed)
-    held_out = pool[conditions_offset : conditions_offset + num_interactions]
+    config = params.eval_config(method == "bon", sc.max_turns)
+    # held out: the pool's first conditions_offset are the search's (a synthesized pool grows to fit)
+    offset = params.conditions_offset
+    pool = load_conditions(scenario, params.conditions, offset + params.num_interactions, data_dir=params.data_dir or None,
+                           seed=seed)
+    held_out = pool[offset:]
     if not held_out:
-        raise IxmctsError(f"{conditions}: no held-out conditions after the first {conditions_offset} (it has {len(pool)})")
+        raise IxmctsError(f"{params.conditions}: no held-out conditions after the first {offset} (it has {len(pool)})")
 
     # Upstream runs are checked before any work.
     if method == "aligned":

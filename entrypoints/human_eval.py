@@ -16,10 +16,11 @@ import click
 from _common import IxmctsError
 
 from ixmcts import tracking
-from ixmcts.cli import STUDY_HELP, dataclass_options, reports_errors
 from ixmcts.human import report
+from ixmcts.human.study import HELP as STUDY_HELP
 from ixmcts.human.study import StudyParams, build_study, serve
 from ixmcts.io import read_jsonl
+from ixmcts.options import dataclass_options, reports_errors
 
 
 def log_study_data(store, name_a: str, name_b: str) -> dict[str, int]:

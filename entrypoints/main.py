@@ -5,24 +5,25 @@
 sft (policy, simulator) → search → reward → preference → align → evaluate (SFT, BoN ×3,
 Aligned) → compare. Like MLflow's multistep_workflow example, a finished child run with
 the same entry point, parameters and code version is reused instead of recomputed
-(``-P force=true`` recomputes). A profile may add parameters per stage (its ``pipeline``
-block, e.g. the real corpus for ``repro-cpu``); ``-P overrides='{"sft": {"max_steps": 6}}'``
-passes extra parameters on top.
+(``-P force=true`` recomputes). Every stage gets its full plan (``ixmcts plan`` prints the
+same JSON, logged here as ``plan.json`` before any stage runs): the profile's settings over
+the paper's, ``-P overrides='{"sft": {"max_steps": 6}}'`` on top. An evaluation whose
+conditions overlap the search's fails here, before any run is created.
 """
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import click
-from _common import IxmctsError
+import _common  # noqa: F401  (puts this checkout on sys.path)
 
 from ixmcts import tracking
-from ixmcts.cli import reports_errors
+from ixmcts.cli import parse_overrides
 from ixmcts.io import code_fingerprint
-from ixmcts.profiles import pipeline_params
+from ixmcts.options import reports_errors
+from ixmcts.profiles import plan
 
 PROJECT = str(Path(__file__).resolve().parents[1])
 EVALUATIONS = [("sft", "-"), ("bon", "strategy"), ("bon", "knowledge"), ("bon", "engagement"), ("aligned", "engagement")]
@@ -65,25 +66,21 @@ def run_stage(label: str, entry_point: str, params: dict, experiment_id: str, fo
 @click.option("--profile", "profile_name", default="cpu", show_default=True)
 @click.option("--force", default=False, type=bool, show_default=True, help="recompute every stage")
 @click.option("--overrides", default="{}", help='JSON: extra parameters per stage, e.g. {"sft": {"max_steps": 6}}')
-@click.option("--data-dir", default="", help="P4G corpus folder for profiles that use it (default: $IXMCTS_P4G_DIR)")
+@click.option("--data-dir", default="", help="the corpus folder for profiles that read it (default: $IXMCTS_P4G_DIR / $IXMCTS_ESC_DIR)")
 @click.option("--output-dir", default="results", show_default=True)
 @reports_errors
 def main(scenario, profile_name, force, overrides, data_dir, output_dir):
     import mlflow
 
-    try:
-        extra = json.loads(overrides or "{}")
-    except json.JSONDecodeError as exc:
-        raise IxmctsError(f"overrides is not JSON: {exc.msg}") from None
-    unknown = set(extra) - {"sft", "search", "reward", "preference", "align", "evaluate"}
-    if unknown:
-        raise IxmctsError(f"overrides name unknown stages: {', '.join(sorted(unknown))}")
-    by_profile = pipeline_params(profile_name, scenario, data_dir or os.environ.get("IXMCTS_P4G_DIR", ""))
+    resolved = plan(scenario, profile_name, data_dir, parse_overrides(overrides), require_data=True)  # fails before any run
     code = code_fingerprint()  # every stage run is tagged ixmcts.code with the same hash
     common = {"scenario": scenario, "profile": profile_name}
     with tracking.stage_run("main", scenario, profile=profile_name, method="pipeline") as parent:
+        with tempfile.TemporaryDirectory(prefix="ixmcts-plan-") as tmp:
+            (Path(tmp) / "plan.json").write_text(json.dumps(resolved, indent=2, ensure_ascii=False), encoding="utf-8")
+            tracking.log_artifact(str(Path(tmp) / "plan.json"))
         exp = parent.info.experiment_id
-        stage = lambda label, ep, params: run_stage(label, ep, {**common, **by_profile.get(ep, {}), **params, **extra.get(ep, {})}, exp, force, code)  # noqa: E731
+        stage = lambda label, ep, params: run_stage(label, ep, {**common, **resolved[ep], **params}, exp, force, code)  # noqa: E731
         policy = stage("sft policy", "sft", {"role": "policy"})
         simulator = stage("sft simulator", "sft", {"role": "simulator"})
         search = stage("search", "search", {"policy_run": policy, "simulator_run": simulator})

@@ -13,7 +13,7 @@ import click
 import _common  # noqa: F401  (puts this checkout on sys.path)
 
 from ixmcts import tracking
-from ixmcts.cli import reports_errors
+from ixmcts.options import reports_errors
 from ixmcts.errors import IxmctsError
 from ixmcts.io import read_jsonl, write_jsonl
 from ixmcts.search.merge import RUN_ONLY, Shard, merge_shards, merged_conditions

@@ -7,48 +7,39 @@ import tempfile
 from pathlib import Path
 
 import click
-from _common import subsample, typed
+from _common import stage_config, stage_options, subsample
 
 from ixmcts import tracking
-from ixmcts.cli import reports_errors
 from ixmcts.io import read_jsonl, write_jsonl
 from ixmcts.llm import TransformersBackend
 from ixmcts.llm.models import ModelSpec
-from ixmcts.profiles import stage_settings
-from ixmcts.train.preference import PreferenceStageConfig, build_dt, merge_preferences
+from ixmcts.options import flatten, reports_errors
+from ixmcts.train.preference import build_dt, merge_preferences
 from ixmcts.train.reward import RewardScorer
 
 
 @click.command()
-@click.option("--scenario", default="p4g", show_default=True)
 @click.option("--policy-run", required=True, help="run id of the policy's SFT run (its training contexts and model)")
 @click.option("--reward-run", required=True, help="run id of the reward model (its search run gives D_p)")
-@click.option("--profile", "profile_name", default="cpu", show_default=True)
-@click.option("--num-contexts", default="")
-@click.option("--n", default="", help="responses sampled per context")
-@click.option("--margin", default="", help="minimum reward gap between best and worst")
-@click.option("--max-new-tokens", default="")
-@click.option("--threads", default=0, type=int)
-@click.option("--seed", default=0, type=int)
+@stage_options("preference")
 @reports_errors
-def main(scenario, policy_run, reward_run, profile_name, threads, seed, **kw):
+def main(scenario, policy_run, reward_run, profile_name, **settings):
+    config = stage_config("preference", scenario, profile_name, settings)
     policy = tracking.upstream(policy_run, "sft", scenario, role="policy")
     reward = tracking.upstream(reward_run, "reward", scenario)
     search_run = reward.data.tags["ixmcts.upstream.search"]
-    config = typed(PreferenceStageConfig, stage_settings(profile_name, "preference", kw), seed=seed)
     with tempfile.TemporaryDirectory(prefix="ixmcts-pref-") as tmp:
         dp = read_jsonl(tracking.download(search_run, "data/dp.jsonl", tmp))
         sft = read_jsonl(tracking.download(policy_run, "data/sft.jsonl", tmp))
         unique = list({str(e["prompt"]): e["prompt"] for e in sft}.values())
-        contexts = subsample(unique, config.num_contexts, seed)
+        contexts = subsample(unique, config.num_contexts, config.seed)
         policy_spec = tracking.model_spec_of(policy, tmp)
         reward_spec = ModelSpec(reward.data.tags["ixmcts.base_model"])
         reward_adapter = tracking.download(reward_run, "adapters/0", f"{tmp}/rm")
         with tracking.stage_run("preference", scenario, profile=profile_name, method="preference") as run:
             tracking.tag_upstream(policy=policy_run, reward=reward_run, search=search_run)
-            tracking.log_params({"num_contexts": config.num_contexts, "n": config.n, "margin": config.margin,
-                                 "max_new_tokens": config.max_new_tokens, "base_model": policy_spec.base})
-            backend = TransformersBackend(policy_spec, threads=threads or None)
+            tracking.log_params({**flatten(config), "base_model": policy_spec.base})
+            backend = TransformersBackend(policy_spec, threads=config.threads or None)
             dt = build_dt(backend, RewardScorer(reward_spec, reward_adapter), contexts, config, scenario)
             d = merge_preferences(dp, dt)
             write_jsonl(Path(tmp) / "dt.jsonl", dt)

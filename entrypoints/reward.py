@@ -7,38 +7,25 @@ import tempfile
 from pathlib import Path
 
 import click
-from _common import adapter_saved, config_params, lora, lora_options, num_processes_option, relaunch, typed
+from _common import adapter_saved, num_processes_option, relaunch, stage_config, stage_options
 
 from ixmcts import tracking
-from ixmcts.cli import reports_errors
 from ixmcts.errors import IxmctsError
 from ixmcts.io import read_jsonl, write_jsonl
 from ixmcts.llm.models import ModelSpec
-from ixmcts.profiles import stage_settings
-from ixmcts.train.reward import RewardStageConfig, train_reward
+from ixmcts.options import flatten, reports_errors
+from ixmcts.train.reward import train_reward
 
 
 @click.command()
-@click.option("--scenario", default="p4g", show_default=True)
 @click.option("--search-run", required=True, help="run id of the search whose D_p trains the model")
-@click.option("--base-model", default="", help="backbone (empty: the search policy's base model)")
-@click.option("--profile", "profile_name", default="cpu", show_default=True)
-@click.option("--lr", default="")
-@click.option("--epochs", default="")
-@click.option("--max-steps", default="")
-@click.option("--max-length", default="")
-@click.option("--batch-size", default="")
-@click.option("--val-fraction", default=0.2, type=float, show_default=True)
-@click.option("--seed", default=0, type=int)
-@lora_options
+@stage_options("reward")
 @num_processes_option
 @reports_errors
-def main(scenario, search_run, base_model, profile_name, val_fraction, seed, num_processes, **kw):
+def main(scenario, search_run, profile_name, num_processes, **settings):
+    config = stage_config("reward", scenario, profile_name, settings)
     search = tracking.upstream(search_run, "search", scenario)
-    base = base_model or search.data.tags.get("ixmcts.base_model") or search.data.params["policy_model"]
-    settings = stage_settings(profile_name, "reward", {k: kw[k] for k in ("lr", "epochs", "max_steps", "max_length", "batch_size")})
-    config = typed(RewardStageConfig, settings, seed=seed, val_fraction=val_fraction,
-                   lora=lora(kw["lora_r"], kw["lora_alpha"], kw["lora_dropout"], kw["lora_targets"]))
+    base = config.base_model or search.data.tags.get("ixmcts.base_model") or search.data.params["policy_model"]
     relaunch(num_processes)
     with tempfile.TemporaryDirectory(prefix="ixmcts-reward-") as tmp:
         pairs = read_jsonl(tracking.download(search_run, "data/dp.jsonl", tmp))
@@ -46,8 +33,7 @@ def main(scenario, search_run, base_model, profile_name, val_fraction, seed, num
             raise IxmctsError(f"search run {search_run}: D_p is empty, so there is nothing to train a reward model on")
         with tracking.stage_run("reward", scenario, profile=profile_name, method="reward", reward="engagement") as run:
             tracking.tag_upstream(search=search_run)
-            tracking.log_params({"base_model": base, "num_pairs": len(pairs),
-                                 **config_params(config)})
+            tracking.log_params({"num_pairs": len(pairs), **flatten(config), "base_model": base})
             adapter = str(Path(tmp) / "adapter")
             result = train_reward(ModelSpec(base), pairs, config, adapter)
             if not adapter_saved(adapter, base):

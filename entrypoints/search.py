@@ -8,26 +8,25 @@ import dataclasses
 import tempfile
 
 import click
-import _common  # noqa: F401  (puts this checkout on sys.path)
+from _common import stage_config, stage_options
 
 from ixmcts import tracking
-from ixmcts.cli import SEARCH_HELP, dataclass_options, reports_errors
-from ixmcts.search.run import SearchParams, prepare_search, run_search
+from ixmcts.options import reports_errors
+from ixmcts.search.run import prepare_search, run_search
 
 
 @click.command()
-@dataclass_options(SearchParams, SEARCH_HELP)
+@stage_options("search")
 @click.option("--policy-run", default="", help="SFT run id of the policy (instead of policy_model)")
 @click.option("--simulator-run", default="", help="SFT run id of the user simulator (instead of simulator_model)")
-@click.option("--profile", default="cpu", show_default=True, help="profile tag recorded on the run")
 @reports_errors
-def main(policy_run, simulator_run, profile, **kwargs):
-    params = SearchParams(**kwargs)
+def main(scenario, profile_name, policy_run, simulator_run, **settings):
+    params = stage_config("search", scenario, profile_name, settings)
     prepare_search(params)  # bad input fails here, before a run or a model load
     # Upstream runs are checked before any work too; their adapters are downloaded in the run.
     policy = tracking.upstream(policy_run, "sft", params.scenario, role="policy") if policy_run else None
     simulator = tracking.upstream(simulator_run, "sft", params.scenario, role="simulator") if simulator_run else None
-    with tracking.stage_run("search", params.scenario, profile=profile, method="search", reward="engagement") as run, \
+    with tracking.stage_run("search", params.scenario, profile=profile_name, method="search", reward="engagement") as run, \
             tempfile.TemporaryDirectory(prefix="ixmcts-search-") as out:
         tracking.tag_upstream(policy=policy_run, simulator=simulator_run)
         policy_spec = tracking.model_spec_of(policy, out) if policy else None

@@ -66,6 +66,49 @@ def test_prefix_cache_reuses_earlier_prompts_without_changing_completions(tiny_m
     assert plain.prefix_cache is None and 0 < cached.prefix_cache.bytes <= 64 * 2**20
 
 
+def test_a_running_batch_refilled_as_rows_finish_samples_what_one_prompt_at_a_time_samples(tiny_model):
+    """Continuous batching (issue 16): prompts wait for room, join the running batch when
+    rows finish (their pads dropped, every row re-aligned), and calls of other roles and
+    settings share one batch; every completion is still the one its prompt gets alone."""
+    from ixmcts.llm.backend import Request
+
+    short, long = Sampling(temperature=0.3, max_new_tokens=3), Sampling(max_new_tokens=9)
+    other = [{"role": "system", "content": "You are someone else entirely."}, {"role": "user", "content": "Why?"}]
+    requests = [Request([LONGER, CHAT, other], 2, long, seed=7), Request([CHAT, other, LONGER], 1, short, seed=8)]
+    shared = TransformersBackend(tiny_model, batch_size=2, threads=1)  # room for 4 rows: newcomers must wait
+    together = shared.generate_many(requests)
+    alone = TransformersBackend(tiny_model, batch_size=1, threads=1, prefix_cache_mb=0)
+    expected = [[alone.generate([p], r.n, r.sampling, seed=r.seed)[0] for p in r.prompts] for r in requests]
+    assert together == expected
+    assert shared.stats.merges > 0 and shared.stats.calls == 1
+    assert [len(s) for s in together[0]] == [2, 2, 2] and [len(s) for s in together[1]] == [1, 1, 1]
+
+
+def test_a_search_whose_roles_share_one_batch_builds_the_same_trees(tiny_model):
+    """The engine sends both roles' calls of a step as one running batch when they share a
+    backend; the trees are those of roles with backends of their own (one call per role)."""
+    from ixmcts.data import load_conditions
+    from ixmcts.scenarios import get_scenario
+    from ixmcts.search import SearchConfig, SearchEngine
+
+    config = SearchConfig(K=2, e=2, T=2, budget=3, seed=1, closing=True,
+                          policy_sampling=Sampling(max_new_tokens=8),
+                          simulator_sampling=Sampling(temperature=0.3, max_new_tokens=8))
+    conditions = load_conditions("p4g", "sample", 2)
+    shared = TransformersBackend(tiny_model, batch_size=2, threads=1)
+    one = SearchEngine(get_scenario("p4g"), shared, shared, conditions, config).run()
+    policy = TransformersBackend(tiny_model, batch_size=2, threads=1)
+    simulator = TransformersBackend(tiny_model, batch_size=2, threads=1)
+    two = SearchEngine(get_scenario("p4g"), policy, simulator, conditions, config).run()
+    assert [[(n.role, n.raw) for n in t.nodes] for t in one.trees] == [[(n.role, n.raw) for n in t.nodes] for t in two.trees]
+    # a step with both roles pending: one call carries both, each role samples what it samples alone
+    sims, exps = [CHAT, LONGER], [LONGER]
+    calls = shared.stats.calls
+    both = one._generate_roles((shared, sims, 1, config.simulator_sampling, 0), (shared, exps, 2, config.policy_sampling, 1))
+    apart = two._generate_roles((simulator, sims, 1, config.simulator_sampling, 0), (policy, exps, 2, config.policy_sampling, 1))
+    assert both == apart and shared.stats.calls == calls + 1
+
+
 def test_prefix_cache_evicts_the_least_recently_used_prompts():
     from ixmcts.llm.backend import PrefixCache
 

@@ -11,7 +11,8 @@ prompts, ``n``, the sampling settings and the seed.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass
 from typing import Protocol, Sequence
 
@@ -42,6 +43,23 @@ class GenerationStats:
     calls: int = 0  # generate() invocations
     sequences: int = 0  # completions returned
     generated_tokens: int = 0
+    prefill_tokens: int = 0  # prompt tokens run through the model (those reused from the prefix cache are not)
+    prefill_sec: float = 0.0  # prefilling and merging newcomers into the running batch
+    decode_steps: int = 0  # one-token forward passes of the running batch
+    decode_rows: int = 0  # rows summed over decoding steps (÷ steps: the mean batch)
+    decode_context: int = 0  # attention width summed over decoding steps (÷ steps: the mean context)
+    decode_sec: float = 0.0
+    merges: int = 0  # times waiting prompts joined a running batch
+
+
+@dataclass(frozen=True)
+class Request:
+    """One ``generate`` call's arguments, for :meth:`TransformersBackend.generate_many`."""
+
+    prompts: Sequence[Messages]
+    n: int
+    sampling: Sampling
+    seed: int = 0
 
 
 class GenerationBackend(Protocol):
@@ -180,19 +198,25 @@ class TransformersBackend:
         return render_chat(self.tokenizer, messages)
 
     def generate(self, prompts: Sequence[Messages], n: int, sampling: Sampling, seed: int = 0) -> list[list[str]]:
-        if not prompts:
-            return []
-        texts = [self.render(p) for p in prompts]
-        lengths = [len(self.tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
-        results: list[list[str]] = [[] for _ in texts]
+        return self.generate_many([Request(prompts, n, sampling, seed)])[0]
+
+    def generate_many(self, requests: Sequence[Request]) -> list[list[list[str]]]:
+        """Several calls' requests (other roles, other ``n`` and sampling settings) decoded in
+        one running batch; each request's answer is what its own ``generate`` returns."""
+        jobs: list[_Job] = []
+        for r, req in enumerate(requests):
+            for i, prompt in enumerate(req.prompts):
+                text = self.render(prompt)
+                ids = self.tokenizer(text, add_special_tokens=False).input_ids
+                jobs.append(_Job(r, i, ids, req.n, req.sampling, [request_seed(req.seed, text, k) for k in range(req.n)]))
+        results = [[[] for _ in req.prompts] for req in requests]
+        if not jobs:
+            return results
         self.stats.calls += 1
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            seeds = [request_seed(seed, texts[i], j) for i in idx for j in range(n)]
-            for row, ids in enumerate(self._sample([texts[i] for i in idx], n, sampling, seeds)):
-                i = idx[row // n]
-                results[i].append(self.completion(prompts[i], ids))
+        capacity = self.batch_size * max(req.n for req in requests if req.prompts)
+        for job, samples in zip(jobs, self._decode(jobs, capacity)):
+            prompt = requests[job.request].prompts[job.prompt]
+            results[job.request][job.prompt] = [self.completion(prompt, ids) for ids in samples]
         return results
 
     def completion(self, prompt: Messages, ids: list[int]) -> str:
@@ -214,6 +238,7 @@ class TransformersBackend:
         past = max(c for c, _ in reuse)
         new = [ids[c:] for ids, (c, _) in zip(prompts, reuse)]
         rows, width = len(prompts), max(len(x) for x in new)
+        self.stats.prefill_tokens += sum(len(x) for x in new)
         input_ids = torch.full((rows, width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
         mask = torch.zeros((rows, past + width), dtype=torch.long)
         positions = torch.zeros((rows, width), dtype=torch.long)  # pads stay 0: they are masked
@@ -243,45 +268,169 @@ class TransformersBackend:
                                               for k, v, *_ in cache])
         return cache, out.logits[:, -1, :].float(), mask
 
-    def _sample(self, texts: list[str], n: int, sampling: Sampling, seeds: list[int]) -> list[list[int]]:
-        """Token ids of ``n`` completions per text (rows in order text × sample), end token cut."""
+    def _decode(self, jobs: list["_Job"], capacity: int) -> list[list[list[int]]]:
+        """Token ids of every job's ``n`` samples (end token cut), decoded in one running batch
+        of at most ``capacity`` rows: prompts enter shortest first, finished rows leave, and
+        waiting prompts are prefilled into the batch whenever a quarter of it (or room for the
+        next prompt's samples) has come free."""
         import torch
 
-        generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
-        rows = len(seeds)
-        tokens: list[list[int]] = [[] for _ in range(rows)]
-        active = torch.arange(rows, device=self.device)  # the rows still generating
+        pending = deque(sorted(range(len(jobs)), key=lambda j: (len(jobs[j].ids), j)))
+        out: list[list[list[int]]] = [[[] for _ in range(job.n)] for job in jobs]
         end = torch.tensor(self.eos_token_ids, device=self.device)
+        batch: _Batch | None = None
         with torch.inference_mode():
-            cache, logits, mask = self._prefill([self.tokenizer(t, add_special_tokens=False).input_ids for t in texts],
-                                                room=sampling.max_new_tokens)
-            if n > 1:  # one prefill per prompt, shared by its n samples
-                cache.batch_repeat_interleave(n)
-                logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
-            counts = torch.zeros_like(logits)  # per-row token counts, for the frequency penalty
-            for step in range(sampling.max_new_tokens):
-                scores = next_token_scores(logits, counts, sampling)
-                if sampling.temperature > 0:
-                    values, ids = candidates(scores, sampling)
-                    probs = torch.softmax(values, dim=-1)
-                    picked = torch.cat([ids[k, torch.multinomial(probs[k], 1, generator=generators[r])]
-                                        for k, r in enumerate(active.tolist())])
-                else:
-                    picked = scores.argmax(-1)
-                done = torch.isin(picked, end)
-                for r, t, d in zip(active.tolist(), picked.tolist(), done.tolist()):
+            while pending or batch is not None:
+                free = capacity - (len(batch.rows) if batch else 0)
+                if pending and (batch is None or free >= max(jobs[pending[0]].n, capacity // 4)):
+                    admitted: list[int] = []
+                    while pending and (jobs[pending[0]].n <= free or not admitted and batch is None):
+                        admitted.append(pending.popleft())
+                        free -= jobs[admitted[-1]].n
+                    started = self._start([jobs[j] for j in admitted], admitted)
+                    batch = started if batch is None else self._merge(batch, started)
+                start = time.perf_counter()
+                picked = self._pick(batch)
+                done = torch.isin(picked, end).tolist()
+                keep = []
+                for pos, (row, t, d) in enumerate(zip(batch.rows, picked.tolist(), done)):
                     if not d:
-                        tokens[r].append(t)
-                keep = (~done).nonzero().squeeze(-1)
-                if keep.numel() == 0 or step == sampling.max_new_tokens - 1:
-                    break
-                if keep.numel() < active.numel():  # finished rows leave the batch
-                    cache.batch_select_indices(keep)
-                    active, picked, mask, counts = active[keep], picked[keep], mask[keep], counts[keep]
-                counts.scatter_add_(1, picked[:, None], torch.ones_like(counts[:, :1]))
-                next_pos = mask.sum(-1, keepdim=True)
-                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
-                out = self.model(input_ids=picked[:, None], attention_mask=mask, position_ids=next_pos,
-                                 cache=cache, use_cache=True)
-                cache, logits = out.cache, out.logits[:, -1, :].float()
-        return tokens
+                        out[row.job][row.sample].append(t)
+                    row.steps += 1
+                    if not d and row.steps < row.sampling.max_new_tokens:
+                        keep.append(pos)
+                if not keep:
+                    batch = None
+                    self.stats.decode_sec += time.perf_counter() - start
+                    continue
+                if len(keep) < len(batch.rows):  # finished rows leave the batch
+                    index = torch.tensor(keep, device=self.device)
+                    batch.cache.batch_select_indices(index)
+                    batch.rows = [batch.rows[p] for p in keep]
+                    picked, batch.mask, batch.counts = picked[index], batch.mask[index], batch.counts[index]
+                batch.counts.scatter_add_(1, picked[:, None], torch.ones_like(batch.counts[:, :1]))
+                next_pos = batch.mask.sum(-1, keepdim=True)
+                batch.mask = torch.cat([batch.mask, torch.ones_like(batch.mask[:, :1])], dim=-1)
+                result = self.model(input_ids=picked[:, None], attention_mask=batch.mask, position_ids=next_pos,
+                                    cache=batch.cache, use_cache=True)
+                batch.cache, batch.logits = result.cache, result.logits[:, -1, :].float()
+                self.stats.decode_steps += 1
+                self.stats.decode_rows += len(batch.rows)
+                self.stats.decode_context += batch.mask.shape[1]
+                self.stats.decode_sec += time.perf_counter() - start
+        return out
+
+    def _start(self, jobs: list["_Job"], numbers: list[int]) -> "_Batch":
+        """Prefill the jobs' prompts (once each) and give every sample a row of its own."""
+        import torch
+
+        start = time.perf_counter()
+        cache, logits, mask = self._prefill([job.ids for job in jobs], room=max(j.sampling.max_new_tokens for j in jobs))
+        if any(job.n > 1 for job in jobs):  # one prefill per prompt, shared by its n samples
+            index = torch.repeat_interleave(torch.arange(len(jobs), device=self.device),
+                                            torch.tensor([job.n for job in jobs], device=self.device))
+            cache.batch_select_indices(index)
+            logits, mask = logits[index], mask[index]
+        rows = [_Row(number, k, torch.Generator(device=self.device).manual_seed(seed), job.sampling)
+                for number, job in zip(numbers, jobs) for k, seed in enumerate(job.seeds)]
+        self.stats.prefill_sec += time.perf_counter() - start
+        return _Batch(cache, mask, logits, torch.zeros_like(logits), rows)
+
+    def _merge(self, a: "_Batch", b: "_Batch") -> "_Batch":
+        """One batch of both: every row's real positions moved to the right end of a common
+        width (the pads between a reused prefix and the new tokens, and those left behind by
+        rows that came and went, are dropped), so attention never spans more than the
+        longest row."""
+        import torch
+
+        from .kv_cache import RoomyCache
+
+        start = time.perf_counter()
+        width = int(max(a.mask.sum(-1).max(), b.mask.sum(-1).max()))
+        room = width + max(r.sampling.max_new_tokens - r.steps for r in a.rows + b.rows)
+        merged = RoomyCache(len(a.cache.layers), room=room)
+        index_a, mask_a = _right_aligned(a.mask, width)
+        index_b, mask_b = _right_aligned(b.mask, width)
+        for layer, la, lb in zip(merged.layers, a.cache.layers, b.cache.layers):
+            heads, dim = la.keys.shape[1], la.keys.shape[3]
+            ia = index_a[:, None, :, None].expand(-1, heads, -1, dim)
+            ib = index_b[:, None, :, None].expand(-1, heads, -1, dim)
+            layer.update(torch.cat([la.keys.gather(2, ia), lb.keys.gather(2, ib)]),
+                         torch.cat([la.values.gather(2, ia), lb.values.gather(2, ib)]))
+        self.stats.merges += 1
+        self.stats.prefill_sec += time.perf_counter() - start
+        return _Batch(merged, torch.cat([mask_a, mask_b]), torch.cat([a.logits, b.logits]),
+                      torch.cat([a.counts, b.counts]), a.rows + b.rows)
+
+    def _pick(self, batch: "_Batch"):
+        """The next token of every row, each sampled with its own settings and generator."""
+        import torch
+
+        groups: dict[Sampling, list[int]] = {}
+        for pos, row in enumerate(batch.rows):
+            groups.setdefault(row.sampling, []).append(pos)
+        picked = torch.empty(len(batch.rows), dtype=torch.long, device=self.device)
+        for sampling, positions in groups.items():
+            if len(groups) == 1:
+                where, logits, counts = slice(None), batch.logits, batch.counts
+            else:
+                where = torch.tensor(positions, device=self.device)
+                logits, counts = batch.logits[where], batch.counts[where]
+            scores = next_token_scores(logits, counts, sampling)
+            if sampling.temperature > 0:
+                values, ids = candidates(scores, sampling)
+                probs = torch.softmax(values, dim=-1)
+                picked[where] = torch.cat([ids[k, torch.multinomial(probs[k], 1, generator=batch.rows[p].generator)]
+                                           for k, p in enumerate(positions)])
+            else:
+                picked[where] = scores.argmax(-1)
+        return picked
+
+
+@dataclass
+class _Job:
+    """One prompt of one request: its token ids and its samples' settings and seeds."""
+
+    request: int
+    prompt: int
+    ids: list[int]
+    n: int
+    sampling: Sampling
+    seeds: list[int]
+
+
+@dataclass
+class _Row:
+    """One sample being decoded."""
+
+    job: int
+    sample: int
+    generator: object  # torch.Generator
+    sampling: Sampling
+    steps: int = 0  # tokens sampled so far (the end token included)
+
+
+@dataclass
+class _Batch:
+    """The running batch: KV cache, attention mask, next-token logits, token counts (for the
+    frequency penalty) and which sample each row is."""
+
+    cache: object
+    mask: object
+    logits: object
+    counts: object
+    rows: list[_Row]
+
+
+def _right_aligned(mask, width: int):
+    """Gather indices that move each row's real positions to the right end of ``width``
+    columns (pads point at column 0, which always holds finite values), and the new mask."""
+    import torch
+
+    lengths = mask.sum(-1)
+    index = torch.zeros((mask.shape[0], width), dtype=torch.long, device=mask.device)
+    for i in range(mask.shape[0]):
+        real = mask[i].nonzero().squeeze(-1)
+        index[i, width - real.numel():] = real
+    columns = torch.arange(width, device=mask.device)
+    return index, (columns[None, :] >= width - lengths[:, None]).long()

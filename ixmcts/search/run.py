@@ -19,6 +19,7 @@ from ..io import cache_dir, code_fingerprint, write_jsonl
 from ..llm.backend import Sampling
 from ..llm.models import ModelSpec
 from ..scenarios import get_scenario
+from ..options import setting
 from .engine import SearchConfig, SearchEngine
 from .pairs import extract_pairs
 
@@ -27,32 +28,38 @@ DP_FILE, TREES_FILE, CONDITIONS_FILE, SUMMARY_FILE = "dp.jsonl", "trees.jsonl.gz
 
 @dataclass
 class SearchParams:
-    """Everything a search run depends on (the ``search`` entry point's parameters)."""
+    """Everything a search run depends on (the ``search`` entry point's parameters). Defaults:
+    the paper's (§4.6: K 81, e 3, c √2, T the scenario's); the backbone, conditions and prompt
+    language the paper used per scenario are ``profiles.paper_settings``' (these defaults are
+    what the library takes when called directly)."""
 
-    scenario: str = "p4g"
-    policy_model: str = "smollm2-135m-instruct"
-    simulator_model: str = ""  # empty → the policy model, prompted as the user
-    conditions: str = "sample"
-    num_conditions: int = 4
-    data_dir: str = ""  # P4G corpus folder for conditions=synth|corpus (empty → bundled sample)
-    language: str = "en"  # ESC prompts: en | zh (the paper's)
-    K: int = 81
-    e: int = 3
-    T: int = 0  # 0 → the scenario's paper depth (ESC 25, P4G 15)
-    c: float = 2 ** 0.5
-    gamma: float = 0.9
-    budget: int = 0  # trajectories per tree; 0 → K
-    parallel: int = 1
-    closing: bool = False  # at depth T ask the scenario's closing question (small models never end on their own)
-    seed: int = 0
-    max_new_tokens: int = 512
-    pair_margin: float = 0.0
-    shard: int = 0
-    num_shards: int = 1
-    threads: int = 0
-    batch_size: int = 16
-    backend: str = "transformers"  # transformers (any machine) | vllm (CUDA)
-    checkpoint_dir: str = ""  # empty → $IXMCTS_CACHE/search/<hash of these settings>
+    scenario: str = setting("p4g", "esc (emotional support) or p4g (persuasion for good)")
+    policy_model: str = setting("smollm2-135m-instruct", "policy LLM π_θ: smollm2-135m-instruct (embedded default), tiny, "
+                                                         "a local folder or a hub id (paper: Qwen2.5-7B / Llama-3.2-3B)")
+    simulator_model: str = setting("", "user simulator LLM (empty: the policy model, prompted as the user)")
+    conditions: str = setting("sample", "user conditions U: sample | p4g: synth, corpus | a PsyQA .json or conditions "
+                                        ".jsonl path (paper: ~700 synthesized personas / 4,000 PsyQA descriptions)")
+    num_conditions: int = setting(4, "user conditions (trees) searched, from the start of the pool (at least 1)")
+    data_dir: str = setting("", "P4G corpus folder (full_dialog.csv, full_info.csv) for conditions=synth|corpus")
+    language: str = setting("en", "ESC prompt language: en, or zh (the paper's)")
+    K: int = setting(81, "K: live model nodes kept per depth per tree (paper 81, §4.6)")
+    e: int = setting(3, "e: policy samples per expansion (paper 3, §4.6)")
+    T: int = setting(0, "T: maximum depth in policy turns; 0 = the scenario's (paper: ESC 25, P4G 15)")
+    c: float = setting(2 ** 0.5, "c: UCB exploration constant (paper √2)")
+    gamma: float = setting(0.9, "γ: discount of P4G's accumulated sentiment pruning score (§4.5)")
+    budget: int = setting(0, "trajectories (iterations) per tree; 0 = K")
+    parallel: int = setting(1, "trajectories in flight per tree (virtual loss)")
+    closing: bool = setting(False, "at depth T ask the scenario's closing question (P4G: the donation; ESC: what is left "
+                                   "unexpressed) instead of rewarding 0 (not in the paper: small models never end on their own)")
+    seed: int = setting(0, "random seed (same seed + inputs → same trees on CPU)")
+    max_new_tokens: int = setting(512, "max new tokens per generated turn (paper 512)")
+    pair_margin: float = setting(0.0, "minimum |Q/N| difference for a preference pair")
+    shard: int = setting(0, "this run's shard index: it searches conditions shard, shard+num_shards, … of the num_conditions")
+    num_shards: int = setting(1, "number of shards the conditions are split into")
+    threads: int = setting(0, "torch CPU threads (0 = torch's default)")
+    batch_size: int = setting(16, "prompts per generate() batch")
+    backend: str = setting("transformers", "generation backend: transformers (any machine) | vllm (CUDA, prefix caching, LoRA)")
+    checkpoint_dir: str = setting("", "checkpoint folder (empty: $IXMCTS_CACHE/search/<hash of these settings>)")
 
     def __post_init__(self):
         if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..options import setting
+
 
 @dataclass
 class LoraSettings:
     """LoRA for every stage; the paper used r = 8."""
 
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    targets: str = "all-linear"  # or a comma-separated list of module names
+    r: int = setting(8, "LoRA rank r (paper 8, §4.6)")
+    alpha: int = setting(16, "LoRA alpha")
+    dropout: float = setting(0.05, "LoRA dropout")
+    targets: str = setting("all-linear", "LoRA target modules: all-linear or a comma-separated list of module names")
 
     def config(self, task_type: str):
         from peft import LoraConfig

@@ -7,22 +7,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import IxmctsError
+from ..options import setting
 from .common import LoraSettings, log_history, trainer_arguments
 from .reward import as_preference_rows
 
 
 @dataclass
 class DPOStageConfig:
-    """Paper: LoRA r = 8, β = 0.1, sigmoid loss, lr 5e-6, 2 epochs."""
+    """The `align` stage. Defaults: the paper's (LoRA r = 8, β = 0.1, sigmoid loss, lr 5e-6, 2 epochs)."""
 
-    beta: float = 0.1  # β: strength of the KL anchor to the reference (SFT) policy
-    loss_type: str = "sigmoid"
-    lr: float = 5e-6
-    epochs: float = 2.0
-    max_steps: int = 0
-    batch_size: int = 4
-    max_length: int = 1024
-    seed: int = 0
+    beta: float = setting(0.1, "β: strength of the KL anchor to the reference (SFT) policy (paper 0.1)")
+    loss_type: str = setting("sigmoid", "DPO loss (TRL loss_type; paper sigmoid)")
+    lr: float = setting(5e-6, "learning rate (paper 5e-6)")
+    epochs: float = setting(2.0, "training epochs (paper 2)")
+    max_steps: int = setting(0, "training steps; > 0 overrides epochs")
+    batch_size: int = setting(4, "per-device batch size")
+    max_length: int = setting(4096, "maximum tokens per (context, response)")
+    seed: int = setting(0, "random seed")
     lora: LoraSettings = field(default_factory=LoraSettings)
 
 

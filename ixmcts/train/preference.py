@@ -7,15 +7,19 @@ from dataclasses import dataclass
 
 from ..errors import IxmctsError
 from ..llm.backend import POLICY_SAMPLING, Sampling
+from ..options import setting
 
 
 @dataclass
 class PreferenceStageConfig:
-    num_contexts: int = 256  # SFT contexts to sample on
-    n: int = 4  # responses sampled per context
-    margin: float = 0.0  # minimum reward gap between best and worst
-    max_new_tokens: int = 512
-    seed: int = 0
+    """D_t (§3.3): reward-ranked samples of the SFT policy on its own training contexts."""
+
+    num_contexts: int = setting(1000, "SFT contexts D_t samples on (paper 1,000)")
+    n: int = setting(4, "responses sampled per context (paper 4)")
+    margin: float = setting(0.0, "minimum reward gap between the best and the worst response")
+    max_new_tokens: int = setting(512, "max new tokens per response (paper 512)")
+    threads: int = setting(0, "torch CPU threads (0: torch's default)")
+    seed: int = setting(0, "random seed")
 
 
 def build_dt(policy, scorer, contexts: list[list[dict]], config: PreferenceStageConfig, scenario: str) -> list[dict]:

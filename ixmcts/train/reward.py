@@ -7,20 +7,22 @@ import random
 from dataclasses import dataclass, field
 
 from ..errors import IxmctsError
+from ..options import setting
 from .common import LoraSettings, log_history, trainer_arguments
 
 
 @dataclass
 class RewardStageConfig:
-    """Paper: LoRA r = 8, lr 1e-4, 10 epochs."""
+    """The engagement reward model on D_p. Defaults: the paper's (LoRA r = 8, lr 1e-4, 10 epochs)."""
 
-    lr: float = 1e-4
-    epochs: float = 10.0
-    max_steps: int = 0
-    batch_size: int = 4
-    max_length: int = 1024
-    val_fraction: float = 0.2  # held-out pairs for reward/accuracy
-    seed: int = 0
+    base_model: str = setting("", "backbone (empty: the search policy's base model)")
+    lr: float = setting(1e-4, "learning rate (paper 1e-4)")
+    epochs: float = setting(10.0, "training epochs (paper 10)")
+    max_steps: int = setting(0, "training steps; > 0 overrides epochs")
+    batch_size: int = setting(4, "per-device batch size")
+    max_length: int = setting(4096, "maximum tokens per (context, response)")
+    val_fraction: float = setting(0.2, "share of D_p held out for reward/accuracy")
+    seed: int = setting(0, "random seed (also the validation split's)")
     lora: LoraSettings = field(default_factory=LoraSettings)
 
 

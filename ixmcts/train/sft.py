@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ..data.schema import MODEL, USER, Dialogue
 from ..errors import IxmctsError
 from ..scenarios.base import Scenario
+from ..options import setting
 from .common import LoraSettings, log_history, trainer_arguments
 
 ROLES = ("policy", "simulator")
@@ -21,14 +22,20 @@ ROLES = ("policy", "simulator")
 
 @dataclass
 class SFTStageConfig:
-    """Paper: LoRA r = 8, lr 5e-5."""
+    """SFT of the policy and the user simulator. Defaults: the paper's (§4.6: LoRA r = 8, lr 5e-5, 3 epochs)."""
 
-    lr: float = 5e-5
-    epochs: float = 3.0
-    max_steps: int = 0  # > 0 overrides epochs
-    batch_size: int = 4
-    max_length: int = 1024
-    seed: int = 0
+    base_model: str = setting("", "backbone: registry name, folder or hub id (empty: the scenario's paper backbone, "
+                                  "ESC Qwen2.5-7B-Instruct, P4G Llama-3.2-3B-Instruct; §4.6)")
+    data: str = setting("", "dialogues: sample | a P4G corpus folder | a PsyDTCorpus JSON file with annotated states "
+                            "(empty: the scenario's paper corpus in data_dir)")
+    language: str = setting("", "ESC prompt language: zh (the paper's) | en (empty: the scenario's)")
+    lr: float = setting(5e-5, "learning rate (paper 5e-5, §4.6)")
+    epochs: float = setting(3.0, "training epochs (paper 3)")
+    max_steps: int = setting(0, "training steps; > 0 overrides epochs")
+    batch_size: int = setting(4, "per-device batch size")
+    max_length: int = setting(4096, "maximum tokens per example (the prompt's start is cut first)")
+    max_examples: int = setting(0, "subsample the SFT examples to this many (0: all)")
+    seed: int = setting(0, "random seed")
     lora: LoraSettings = field(default_factory=LoraSettings)
 
 
