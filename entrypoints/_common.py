@@ -1,7 +1,6 @@
-"""Shared by the entry-point scripts: import the package from this checkout, cast
-profile settings, and the LoRA options every training stage takes."""
+"""Shared by the entry-point scripts: import the package from this checkout, and build each
+stage's options and Config from its dataclass and the profile."""
 
-import dataclasses
 import os
 import random
 import sys
@@ -12,48 +11,31 @@ import click
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from ixmcts.errors import IxmctsError  # noqa: E402
-from ixmcts.train.common import LoraSettings  # noqa: E402
 
 
-def typed(cls, settings: dict, **extra):
-    """Build a stage config dataclass from profile settings (strings from MLflow are cast)."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values = {}
-    for k, v in {**settings, **extra}.items():
-        if k not in fields:
-            continue
-        kind = type(fields[k].default)
-        if isinstance(v, str) and kind in (int, float):
-            try:
-                v = kind(float(v)) if kind is float or float(v).is_integer() else None
-            except ValueError:
-                v = None
-            if v is None:
-                raise IxmctsError(f"parameter {k} must be a {'whole number' if kind is int else 'number'}, got {settings.get(k, extra.get(k))!r}")
-        values[k] = v
-    return cls(**values)
+def stage_options(stage: str):
+    """The stage's options, generated from its Config (empty: the profile's value), and
+    ``--scenario`` / ``--profile``, which every stage takes."""
+    from ixmcts.options import config_options
+    from ixmcts.profiles import COMMON, PROFILES, is_profiled, stages
+
+    def decorate(fn):
+        fn = config_options(stages()[stage], profiled=lambda name: is_profiled(stage, name), skip=COMMON)(fn)
+        fn = click.option("--profile", "profile_name", default="cpu", show_default=True,
+                          help=f"{' | '.join(PROFILES)}: the settings an empty parameter takes (ixmcts.profiles)")(fn)
+        return click.option("--scenario", default="p4g", show_default=True, help="esc | p4g")(fn)
+
+    return decorate
 
 
-def lora_options(fn):
-    for name, default, help in reversed([("lora_r", 8, "LoRA rank r"), ("lora_alpha", 16, "LoRA alpha"),
-                                         ("lora_dropout", 0.05, "LoRA dropout"),
-                                         ("lora_targets", "all-linear", "LoRA target modules (comma-separated or all-linear)")]):
-        fn = click.option(f"--{name.replace('_', '-')}", name, default=default, type=type(default), show_default=True, help=help)(fn)
-    return fn
+def stage_config(stage: str, scenario: str, profile_name: str, given: dict):
+    """The stage's Config resolved as ``main``'s plan resolves it (given, else the profile's,
+    else the paper's); bad values and a missing corpus fail here, before any run."""
+    from ixmcts.options import build
+    from ixmcts.profiles import resolve_stage, stages
 
-
-def lora(lora_r, lora_alpha, lora_dropout, lora_targets) -> LoraSettings:
-    if lora_r < 1:
-        raise IxmctsError(f"lora_r must be at least 1, got {lora_r}")
-    return LoraSettings(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=lora_targets)
-
-
-def config_params(config) -> dict:
-    """A stage config as flat run parameters (its LoRA block as ``lora_*``)."""
-    params = {k: v for k, v in dataclasses.asdict(config).items() if k != "lora"}
-    if hasattr(config, "lora"):
-        params.update({f"lora_{k}": v for k, v in dataclasses.asdict(config.lora).items()})
-    return params
+    values = resolve_stage(profile_name, scenario, stage, given)
+    return build(stages()[stage], {**values, "scenario": scenario})
 
 
 def subsample(items: list, count: int, seed: int) -> list:

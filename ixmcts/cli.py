@@ -1,73 +1,19 @@
 """The ``ixmcts`` command line. Library commands only (no MLflow); the MLproject entry
-points in ``entrypoints/`` reuse these options and add tracking."""
+points in ``entrypoints/`` build the same options from the stage Configs and add tracking."""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
-import sys
 
 import click
 
 from .errors import IxmctsError
 from .human.study import HELP as STUDY_HELP
 from .human.study import StudyParams
+from .options import config_options, dataclass_options, reports_errors
 from .search.run import SearchParams
 
-SEARCH_HELP = {
-    "scenario": "esc (emotional support) or p4g (persuasion for good)",
-    "policy_model": "policy LLM: smollm2-135m-instruct (embedded default), tiny, a local folder or a hub id",
-    "simulator_model": "user simulator LLM (empty: the policy model, prompted as the user)",
-    "conditions": "user conditions: sample | p4g: synth, corpus | a PsyQA .json or conditions .jsonl path",
-    "num_conditions": "number of user conditions (trees) to search",
-    "data_dir": "P4G corpus folder (full_dialog.csv, full_info.csv) for conditions=synth|corpus",
-    "language": "ESC prompt language: en, or zh (the paper's)",
-    "K": "K: live model nodes kept per depth per tree (paper 81)",
-    "e": "e: policy samples per expansion (paper 3)",
-    "T": "T: maximum depth in policy turns; 0 = the scenario's (ESC 25, P4G 15)",
-    "c": "c: UCB exploration constant (paper √2)",
-    "gamma": "γ: discount of P4G's accumulated sentiment pruning score",
-    "budget": "trajectories (iterations) per tree; 0 = K",
-    "parallel": "trajectories in flight per tree (virtual loss)",
-    "closing": "at depth T ask the scenario's closing question (P4G: the donation; ESC: what is left unexpressed) instead of rewarding 0",
-    "seed": "random seed (same seed + inputs → same trees on CPU)",
-    "max_new_tokens": "max new tokens per generated turn (paper 512)",
-    "pair_margin": "minimum |Q/N| difference for a preference pair",
-    "shard": "this run's shard index: it searches conditions shard, shard+num_shards, … of the num_conditions",
-    "num_shards": "number of shards the conditions are split into",
-    "threads": "torch CPU threads (0 = torch's default)",
-    "batch_size": "prompts per generate() batch",
-    "backend": "generation backend: transformers (any machine) | vllm (CUDA, prefix caching, LoRA)",
-    "checkpoint_dir": "checkpoint folder (empty: a cache folder keyed by the settings)",
-}
-
-
-def dataclass_options(cls, help: dict[str, str]):
-    """Click options for every field of a parameter dataclass (one definition, two front ends)."""
-
-    def decorate(fn):
-        for f in reversed(dataclasses.fields(cls)):
-            default = f.default
-            fn = click.option(f"--{f.name.replace('_', '-')}" if not f.name[0].isupper() and len(f.name) > 1 else f"--{f.name}",
-                              f.name, type=type(default), default=default, show_default=True, help=help.get(f.name, ""))(fn)
-        return fn
-
-    return decorate
-
-
-def reports_errors(fn):
-    """Turn an ``IxmctsError`` into one line on stderr and exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except IxmctsError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
+__all__ = ["main", "reports_errors"]
 
 
 @click.group()
@@ -76,15 +22,46 @@ def main():
 
 
 @main.command()
-@dataclass_options(SearchParams, SEARCH_HELP)
+@click.option("--scenario", default="p4g", show_default=True, help="esc | p4g")
+@click.option("--profile", "profile_name", default="cpu", show_default=True, help="cpu | repro-cpu | paper")
+@config_options(SearchParams, profiled=lambda name: True, skip=("scenario",))
 @click.option("--output-dir", default="search-output", show_default=True, help="where D_p and the trees are written")
 @reports_errors
-def search(output_dir, **params):
-    """Run i×MCTS and write D_p (dp.jsonl) and the trees (trees.jsonl.gz)."""
+def search(scenario, profile_name, output_dir, **settings):
+    """Run i×MCTS and write D_p (dp.jsonl) and the trees (trees.jsonl.gz). An empty option
+    takes the profile's value, as in `ixmcts plan`."""
+    from .options import build
+    from .profiles import resolve_stage
     from .search.run import run_search
 
-    outcome = run_search(SearchParams(**params), output_dir)
+    params = build(SearchParams, {**resolve_stage(profile_name, scenario, "search", settings), "scenario": scenario})
+    outcome = run_search(params, output_dir)
     click.echo(json.dumps({"output_dir": str(outcome.output_dir), **outcome.metrics}, indent=2))
+
+
+@main.command()
+@click.option("--scenario", default="p4g", show_default=True, help="esc | p4g")
+@click.option("--profile", "profile_name", default="cpu", show_default=True, help="cpu | repro-cpu | paper")
+@click.option("--data-dir", default="", help="the corpus folder (default: $IXMCTS_P4G_DIR / $IXMCTS_ESC_DIR)")
+@click.option("--overrides", default="{}", help='JSON: parameters per stage on top of the profile, e.g. {"search": {"K": 9}}')
+@reports_errors
+def plan(scenario, profile_name, data_dir, overrides):
+    """Print every stage's resolved parameters, as `mlflow run . -e main` would run them
+    (JSON {stage: {param: value}}; no model is loaded). Read it before spending GPU hours."""
+    from .profiles import DATA_DIR, plan as build_plan
+
+    resolved = build_plan(scenario, profile_name, data_dir, parse_overrides(overrides))
+    if any(isinstance(v, str) and DATA_DIR in v for params in resolved.values() for v in params.values()):
+        click.echo(f"note: {DATA_DIR} is the corpus folder: pass --data-dir (main: -P data_dir=…) or set "
+                   f"IXMCTS_{scenario.upper()}_DIR", err=True)
+    click.echo(json.dumps(resolved, indent=2, ensure_ascii=False))
+
+
+def parse_overrides(text: str) -> dict:
+    try:
+        return json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise IxmctsError(f"overrides is not JSON: {exc.msg}") from None
 
 
 @main.command("prepare-model")

@@ -133,8 +133,10 @@ def test_overrides_apply_and_unknown_names_fail():
 def test_an_evaluation_that_overlaps_the_search_names_both_ranges():
     with pytest.raises(IxmctsError, match=r"evaluation conditions 2\.\.10 .*overlap the search's conditions 0\.\.4"):
         plan("p4g", "cpu", overrides={"evaluate": {"conditions_offset": 2}})
-    with pytest.raises(IxmctsError, match=r"search's conditions 0\.\.all"):
-        plan("p4g", "cpu", overrides={"search": {"num_conditions": 0}})
+    with pytest.raises(IxmctsError, match=r"evaluation conditions 16\.\.24 .*overlap the search's conditions 0\.\.20"):
+        plan("p4g", "cpu", overrides={"search": {"num_conditions": 20}})
+    with pytest.raises(IxmctsError, match="num_interactions must be at least 1, got 0"):  # each Config checks its values
+        plan("p4g", "cpu", overrides={"evaluate": {"num_interactions": 0}})
     # another source is another pool: nothing to hold out
     assert plan("p4g", "cpu", overrides={"evaluate": {"conditions_offset": 0, "conditions": "corpus"}})
 
@@ -145,7 +147,7 @@ def test_a_profile_on_the_corpus_needs_the_folder(tmp_path, monkeypatch):
         plan("p4g", "repro-cpu", "", require_data=True)
     with pytest.raises(IxmctsError, match="not a P4G corpus folder .missing full_dialog.csv, full_info.csv"):
         plan("p4g", "repro-cpu", str(tmp_path))
-    with pytest.raises(IxmctsError, match="missing PsyQA_full.json"):
+    with pytest.raises(IxmctsError, match="missing PsyDTCorpus_train_mulit_turn_packing_annotated.json .the ESC data"):
         plan("esc", "paper", str(tmp_path))
     with pytest.raises(IxmctsError, match="defined for p4g only, not 'esc'"):
         plan("esc", "repro-cpu", str(tmp_path))

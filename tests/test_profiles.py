@@ -1,4 +1,4 @@
-"""Profiles and the entry points' parameter handling."""
+"""Profiles hold only their differences from the paper; each stage's Config holds the paper's defaults."""
 
 import sys
 
@@ -6,73 +6,69 @@ import pytest
 
 from conftest import ROOT
 from ixmcts.errors import IxmctsError
-from ixmcts.profiles import PAPER_MODELS, base_model, profile, stage_settings
+from ixmcts.options import build, flatten
+from ixmcts.profiles import PAPER_MODELS, PROFILES, paper_settings, resolve_stage, stages
 from ixmcts.train.dpo import DPOStageConfig
+from ixmcts.train.preference import PreferenceStageConfig
 from ixmcts.train.reward import RewardStageConfig
 from ixmcts.train.sft import SFTStageConfig
 
 sys.path.insert(0, str(ROOT / "entrypoints"))
-from _common import config_params, typed  # noqa: E402
 
 
-def test_paper_profile_has_the_paper_hyperparameters():
-    p = profile("paper")
-    assert p["sft"]["lr"] == 5e-5
-    assert (p["reward"]["lr"], p["reward"]["epochs"]) == (1e-4, 10.0)
-    assert (p["dpo"]["lr"], p["dpo"]["epochs"], p["dpo"]["beta"]) == (5e-6, 2.0, 0.1)
-    assert base_model("paper", "esc") == PAPER_MODELS["esc"] == "Qwen/Qwen2.5-7B-Instruct"
-    assert base_model("paper", "p4g") == "meta-llama/Llama-3.2-3B-Instruct"
-    assert base_model("cpu", "p4g") == "smollm2-135m-instruct" and base_model("cpu", "p4g", "tiny") == "tiny"
-    # the library's own defaults are the paper's too
-    assert (SFTStageConfig().lr, RewardStageConfig().lr, DPOStageConfig().beta, DPOStageConfig().lr) == (5e-5, 1e-4, 0.1, 5e-6)
-    assert SFTStageConfig().lora.r == 8 and DPOStageConfig().loss_type == "sigmoid"
+def test_the_configs_defaults_are_the_papers():
+    """§4.6 and appendix A (DESIGN.md §3): LoRA r 8; SFT lr 5e-5, 3 epochs; reward lr 1e-4;
+    D_t 1,000 contexts × 4 samples; DPO lr 5e-6, β 0.1, sigmoid loss, 2 epochs."""
+    assert (SFTStageConfig().lr, SFTStageConfig().epochs, SFTStageConfig().lora.r) == (5e-5, 3.0, 8)
+    assert (RewardStageConfig().lr, RewardStageConfig().epochs) == (1e-4, 10.0)
+    assert (PreferenceStageConfig().num_contexts, PreferenceStageConfig().n) == (1000, 4)
+    d = DPOStageConfig()
+    assert (d.lr, d.beta, d.loss_type, d.epochs, d.lora.r) == (5e-6, 0.1, "sigmoid", 2.0, 8)
+    assert PAPER_MODELS == {"esc": "Qwen/Qwen2.5-7B-Instruct", "p4g": "meta-llama/Llama-3.2-3B-Instruct"}
+    assert paper_settings("esc")["search"]["T"] == 25 and paper_settings("p4g")["search"]["T"] == 15
+    assert paper_settings("esc")["evaluate"]["max_turns"] == 50 and paper_settings("p4g")["evaluate"]["max_turns"] == 30
+
+
+def test_a_profile_names_only_stages_and_parameters_that_exist():
+    for name, prof in PROFILES.items():
+        for stage, block in prof["stages"].items():
+            resolve_stage(name, prof["scenarios"][0], stage, require_data=False)  # raises on an unknown name
+            assert stage in stages(), (name, stage)
 
 
 def test_empty_parameters_take_the_profile_and_strings_are_cast():
-    settings = stage_settings("cpu", "dpo", {"beta": "0.3", "lr": "", "max_steps": "4"})
-    config = typed(DPOStageConfig, settings, seed=2)
+    values = resolve_stage("cpu", "p4g", "align", {"beta": "0.3", "lr": "", "max_steps": "4", "seed": "2"})
+    config = build(DPOStageConfig, values)
     assert (config.beta, config.lr, config.max_steps, config.seed) == (0.3, 5e-5, 4, 2)
-    assert config_params(config)["lora_r"] == 8 and "lora" not in config_params(config)
-    with pytest.raises(IxmctsError, match="max_steps must be a whole number"):
-        typed(DPOStageConfig, {"max_steps": "2.5"})
+    assert flatten(config)["lora_r"] == 8 and "lora" not in flatten(config)
+    assert build(DPOStageConfig, resolve_stage("cpu", "p4g", "align", {"lora_r": "16"})).lora.r == 16
+    with pytest.raises(IxmctsError, match="max_steps must be a whole number, got '2.5'"):
+        resolve_stage("cpu", "p4g", "align", {"max_steps": "2.5"})
+    with pytest.raises(IxmctsError, match="closing must be true or false, got 'maybe'"):
+        resolve_stage("cpu", "p4g", "search", {"closing": "maybe"})
     with pytest.raises(IxmctsError, match="unknown profile 'gpu'"):
-        stage_settings("gpu", "sft", {})
+        resolve_stage("gpu", "p4g", "sft")
+    with pytest.raises(IxmctsError, match="unknown stage 'dpo'"):
+        resolve_stage("cpu", "p4g", "dpo")
 
 
-def test_repro_cpu_profile_points_every_stage_at_the_corpus_and_holds_out_the_search_personas(tmp_path):
-    from ixmcts.profiles import pipeline_params
-
+def test_repro_cpu_reads_the_corpus_in_every_stage_and_holds_out_the_searched_personas(tmp_path):
     for name in ("full_dialog.csv", "full_info.csv"):
         (tmp_path / name).write_text("")
-    params = pipeline_params("repro-cpu", "p4g", str(tmp_path))
-    assert params["sft"]["data"] == params["search"]["data_dir"] == params["evaluate"]["data_dir"] == str(tmp_path.resolve())
-    assert params["search"]["conditions"] == params["evaluate"]["conditions"] == "synth"
-    # evaluation starts where the search's personas end: the two never share a user
-    assert params["evaluate"]["conditions_offset"] == params["search"]["num_conditions"]
-    assert stage_settings("repro-cpu", "sft", {})["max_steps"] > stage_settings("cpu", "sft", {})["max_steps"]
-    assert pipeline_params("cpu", "p4g") == {}  # the embedded default needs no corpus
+    sft, search, evaluate = (resolve_stage("repro-cpu", "p4g", s, data_dir=str(tmp_path)) for s in ("sft", "search", "evaluate"))
+    assert sft["data"] == search["data_dir"] == evaluate["data_dir"] == str(tmp_path.resolve())
+    assert search["conditions"] == evaluate["conditions"] == "synth"
+    assert evaluate["conditions_offset"] == search["num_conditions"]  # the next personas: no user is shared
+    assert sft["max_steps"] > resolve_stage("cpu", "p4g", "sft")["max_steps"]
+    # a stage run on its own takes the folder from its own data_dir parameter
+    assert resolve_stage("repro-cpu", "p4g", "search", {"data_dir": str(tmp_path)})["data_dir"] == str(tmp_path.resolve())
 
 
-def test_repro_cpu_profile_refuses_a_missing_corpus_and_other_scenarios(tmp_path):
-    from ixmcts.profiles import pipeline_params
-
-    with pytest.raises(IxmctsError, match="runs on the real corpus: pass -P data_dir"):
-        pipeline_params("repro-cpu", "p4g", "")
-    with pytest.raises(IxmctsError, match="not a P4G corpus folder .missing full_dialog.csv, full_info.csv"):
-        pipeline_params("repro-cpu", "p4g", str(tmp_path))
-    with pytest.raises(IxmctsError, match="defined for p4g only, not 'esc'"):
-        pipeline_params("repro-cpu", "esc", str(tmp_path))
-    with pytest.raises(IxmctsError, match="defined for p4g only, not 'esc'"):
-        base_model("repro-cpu", "esc")
-
-
-@pytest.mark.parametrize("name", ["cpu", "repro-cpu", "paper"])
-def test_every_profile_builds_every_stage_config(name):
-    from ixmcts.profiles import PROFILES
-
-    for stage, cls in (("sft", SFTStageConfig), ("reward", RewardStageConfig), ("dpo", DPOStageConfig)):
-        config = typed(cls, stage_settings(name, stage, {}))
-        assert config.lr > 0 and config.batch_size >= 1
-    for scenario in PROFILES[name]["base_model"]:
-        assert base_model(name, scenario)
-    assert set(stage_settings(name, "preference", {})) == {"num_contexts", "n", "max_new_tokens"}
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_every_profile_builds_every_stage_config(name, tmp_path):
+    for file in ("full_dialog.csv", "full_info.csv", "PsyQA_full.json", "PsyDTCorpus_train_mulit_turn_packing_annotated.json"):
+        (tmp_path / file).write_text("")
+    for scenario in PROFILES[name]["scenarios"]:
+        for stage, cls in stages().items():
+            config = build(cls, {**resolve_stage(name, scenario, stage, data_dir=str(tmp_path)), "scenario": scenario})
+            assert isinstance(config, cls)

@@ -139,8 +139,9 @@ class SearchEngine:
             self._start_trajectories()
             sims = [t for t in self.inflight if t.action == SIMULATE]
             exps = [t for t in self.inflight if t.action == EXPAND]
-            sim_out = self._generate(self.simulator, [self._sim_prompt(t) for t in sims], 1, self.config.simulator_sampling, 0)
-            pol_out = self._generate(self.policy, [self._pol_prompt(t) for t in exps], self.config.e, self.config.policy_sampling, 1)
+            sim_out, pol_out = self._generate_roles(
+                (self.simulator, [self._sim_prompt(t) for t in sims], 1, self.config.simulator_sampling, 0),
+                (self.policy, [self._pol_prompt(t) for t in exps], self.config.e, self.config.policy_sampling, 1))
             for traj, outs in zip(sims, sim_out):
                 self._apply_simulation(traj, outs[0])
             self._apply_expansions(exps, pol_out)
@@ -200,17 +201,39 @@ class SearchEngine:
     def _generate(self, backend: GenerationBackend, prompts: list, n: int, sampling: Sampling, role: int) -> list[list[str]]:
         if not prompts:
             return []
+        return self._counted(backend, lambda: [backend.generate(prompts, n, sampling, seed=self._seed(role))],
+                             [(prompts, n)])[0]
+
+    def _seed(self, role: int) -> int:
+        # The seed depends only on (seed, step, role), so a resumed search samples as the original.
+        return (self.config.seed * 1_000_003 + self.stats.steps * 2 + role) % 2**31
+
+    def _generate_roles(self, *calls) -> list[list[list[str]]]:
+        """Each ``(backend, prompts, n, sampling, role)`` call's completions. When the roles share
+        one backend that decodes several calls together (``generate_many``), one running batch
+        carries them all: fuller batches, the same samples (each call keeps its seed)."""
+        busy = [c for c in calls if c[1]]
+        backend = busy[0][0] if busy else None
+        if len(busy) < 2 or any(c[0] is not backend for c in busy) or not hasattr(backend, "generate_many"):
+            return [self._generate(*c) for c in calls]
+        from ..llm.backend import Request
+
+        requests = [Request(prompts, n, sampling, self._seed(role)) for _, prompts, n, sampling, role in calls]
+        return self._counted(backend, lambda: backend.generate_many(requests), [(c[1], c[2]) for c in calls])
+
+    def _counted(self, backend: GenerationBackend, call, shapes: list[tuple[list, int]]) -> list[list[list[str]]]:
+        """Run ``call`` (one or more calls' completions), adding its time and counts to the stats."""
         before = (backend.stats.calls, backend.stats.sequences, backend.stats.generated_tokens)
         start = time.perf_counter()
-        # The seed depends only on (seed, step, role), so a resumed search samples as the original.
-        outs = backend.generate(prompts, n, sampling, seed=(self.config.seed * 1_000_003 + self.stats.steps * 2 + role) % 2**31)
+        results = call()
         self.stats.generation_sec += time.perf_counter() - start
         self.stats.llm_calls += backend.stats.calls - before[0]
         self.stats.generations += backend.stats.sequences - before[1]
         self.stats.generated_tokens += backend.stats.generated_tokens - before[2]
-        if len(outs) != len(prompts) or any(len(o) != n for o in outs):
-            raise IxmctsError(f"backend returned {[len(o) for o in outs]} completions for {len(prompts)} prompts × n={n}")
-        return outs
+        for outs, (prompts, n) in zip(results, shapes):
+            if len(outs) != len(prompts) or any(len(o) != n for o in outs):
+                raise IxmctsError(f"backend returned {[len(o) for o in outs]} completions for {len(prompts)} prompts × n={n}")
+        return results
 
     def _open_conversations(self) -> None:
         """ESC: the help-seeker speaks first; its opening becomes each tree's root."""

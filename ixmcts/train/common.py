@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import IxmctsError
 from ..options import setting
 
 
@@ -15,6 +16,10 @@ class LoraSettings:
     alpha: int = setting(16, "LoRA alpha")
     dropout: float = setting(0.05, "LoRA dropout")
     targets: str = setting("all-linear", "LoRA target modules: all-linear or a comma-separated list of module names")
+
+    def __post_init__(self):
+        if self.r < 1:
+            raise IxmctsError(f"lora_r must be at least 1, got {self.r}")
 
     def config(self, task_type: str):
         from peft import LoraConfig
