@@ -184,3 +184,39 @@ def test_ixmcts_plan_without_the_corpus_folder_shows_where_it_goes(monkeypatch):
     assert "--data-dir" in proc.stderr
     bad = cli("--scenario", "p4g", "--profile", "gpu")
     assert bad.returncode == 2 and "unknown profile 'gpu'" in bad.stderr
+
+
+def test_main_refuses_an_overlapping_evaluation_before_any_run(tracking_env, tmp_path):
+    from conftest import run_count, run_entrypoint
+
+    proc = run_entrypoint("main", "--scenario", "p4g", "--profile", "cpu",
+                          "--overrides", '{"evaluate": {"conditions_offset": 2}}', cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "evaluation conditions 2..10 of 'sample' overlap the search's conditions 0..4" in proc.stderr
+    assert run_count(tracking_env) == 0
+
+
+def test_main_logs_plan_json_then_passes_each_stage_its_plan(tracking_env, monkeypatch):
+    """The pipeline's first act is the plan artifact; the first stage gets its plan's values."""
+    import mlflow
+    from click.testing import CliRunner
+
+    sys.path.insert(0, str(ROOT / "entrypoints"))
+    import main as pipeline
+
+    calls = []
+
+    def first_stage_only(label, entry_point, params, experiment_id, force, code):
+        calls.append((entry_point, params))
+        raise IxmctsError("stopped after the first stage (test)")
+
+    monkeypatch.setattr(pipeline, "run_stage", first_stage_only)
+    result = CliRunner().invoke(pipeline.main, ["--scenario", "p4g", "--profile", "cpu",
+                                                "--overrides", '{"sft": {"max_steps": 6}}'])
+    assert result.exit_code == 2
+    expected = plan("p4g", "cpu", overrides={"sft": {"max_steps": 6}})
+    [(entry_point, params)] = calls
+    assert entry_point == "sft" and params == {"scenario": "p4g", "profile": "cpu", **expected["sft"], "role": "policy"}
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/plan.json")
+    assert logged == json.loads(json.dumps(expected))
