@@ -1,8 +1,8 @@
-"""What every trainer shares: LoRA settings and CPU-safe TRL arguments."""
+"""What every trainer shares: LoRA and training settings, and CPU-safe TRL arguments."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import IxmctsError
 from ..options import setting
@@ -28,16 +28,30 @@ class LoraSettings:
         return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets, task_type=task_type)
 
 
-def trainer_arguments(output_dir: str, *, lr: float, epochs: float, max_steps: int, batch_size: int, seed: int,
-                      max_length: int) -> dict:
+@dataclass
+class TrainingSettings:
+    """The settings every trainer takes; each stage's Config (sft, reward, align) adds its own
+    and sets the paper's learning rate and epochs."""
+
+    lr: float = setting(5e-5, "learning rate")
+    epochs: float = setting(1.0, "training epochs")
+    max_steps: int = setting(0, "training steps; > 0 overrides epochs")
+    batch_size: int = setting(4, "per-device batch size")
+    max_length: int = setting(4096, "maximum tokens per example (an SFT prompt loses its start first)")
+    seed: int = setting(0, "random seed")
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+
+def trainer_arguments(output_dir: str, config: TrainingSettings) -> dict:
     """Arguments shared by SFTConfig / RewardConfig / DPOConfig. On CPU TRL's bf16 and
     gradient-checkpointing defaults must be off (DESIGN.md §7); metrics are logged by the
     entry point, not by TRL's MLflow callback (its params would collide with ours)."""
     import torch
 
     cuda = torch.cuda.is_available()
-    return dict(output_dir=output_dir, learning_rate=lr, num_train_epochs=epochs, max_steps=max_steps if max_steps > 0 else -1,
-                per_device_train_batch_size=batch_size, seed=seed, max_length=max_length, use_cpu=not cuda, bf16=cuda,
+    return dict(output_dir=output_dir, learning_rate=config.lr, num_train_epochs=config.epochs,
+                max_steps=config.max_steps if config.max_steps > 0 else -1, per_device_train_batch_size=config.batch_size,
+                seed=config.seed, max_length=config.max_length, use_cpu=not cuda, bf16=cuda,
                 gradient_checkpointing=False, activation_checkpointing=False, report_to="none", logging_steps=1,
                 save_strategy="no", disable_tqdm=False)
 

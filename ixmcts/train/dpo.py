@@ -4,27 +4,22 @@ the DPO adapter disabled)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import IxmctsError
 from ..options import setting
-from .common import LoraSettings, log_history, trainer_arguments
+from .common import TrainingSettings, log_history, trainer_arguments
 from .reward import as_preference_rows
 
 
 @dataclass
-class DPOStageConfig:
+class DPOStageConfig(TrainingSettings):
     """The `align` stage. Defaults: the paper's (LoRA r = 8, β = 0.1, sigmoid loss, lr 5e-6, 2 epochs)."""
 
     beta: float = setting(0.1, "β: strength of the KL anchor to the reference (SFT) policy (paper 0.1)")
     loss_type: str = setting("sigmoid", "DPO loss (TRL loss_type; paper sigmoid)")
     lr: float = setting(5e-6, "learning rate (paper 5e-6)")
     epochs: float = setting(2.0, "training epochs (paper 2)")
-    max_steps: int = setting(0, "training steps; > 0 overrides epochs")
-    batch_size: int = setting(4, "per-device batch size")
-    max_length: int = setting(4096, "maximum tokens per (context, response)")
-    seed: int = setting(0, "random seed")
-    lora: LoraSettings = field(default_factory=LoraSettings)
 
 
 def train_dpo(sft_spec, pairs: list[dict], config: DPOStageConfig, output_dir: str) -> dict:
@@ -36,8 +31,7 @@ def train_dpo(sft_spec, pairs: list[dict], config: DPOStageConfig, output_dir: s
     if not pairs:
         raise IxmctsError("D is empty: nothing to align on")
     args = DPOConfig(beta=config.beta, loss_type=[config.loss_type],
-                     **trainer_arguments(output_dir, lr=config.lr, epochs=config.epochs, max_steps=config.max_steps,
-                                         batch_size=config.batch_size, seed=config.seed, max_length=config.max_length))
+                     **trainer_arguments(output_dir, config))
     trainer = DPOTrainer(model=load_causal_lm(sft_spec), args=args, train_dataset=Dataset.from_list(as_preference_rows(pairs)),
                          processing_class=load_tokenizer(sft_spec), peft_config=config.lora.config("CAUSAL_LM"))
     trainer.train()

@@ -4,26 +4,21 @@ LoRA, trained pairwise on D_p (TRL RewardTrainer), validated on a held-out split
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import IxmctsError
 from ..options import setting
-from .common import LoraSettings, log_history, trainer_arguments
+from .common import TrainingSettings, log_history, trainer_arguments
 
 
 @dataclass
-class RewardStageConfig:
+class RewardStageConfig(TrainingSettings):
     """The engagement reward model on D_p. Defaults: the paper's (LoRA r = 8, lr 1e-4, 10 epochs)."""
 
     base_model: str = setting("", "backbone (empty: the search policy's base model)")
     lr: float = setting(1e-4, "learning rate (paper 1e-4)")
     epochs: float = setting(10.0, "training epochs (paper 10)")
-    max_steps: int = setting(0, "training steps; > 0 overrides epochs")
-    batch_size: int = setting(4, "per-device batch size")
-    max_length: int = setting(4096, "maximum tokens per (context, response)")
-    val_fraction: float = setting(0.2, "share of D_p held out for reward/accuracy")
-    seed: int = setting(0, "random seed (also the validation split's)")
-    lora: LoraSettings = field(default_factory=LoraSettings)
+    val_fraction: float = setting(0.2, "share of D_p held out for reward/accuracy (split with seed)")
 
 
 def split_pairs(pairs: list[dict], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -96,8 +91,7 @@ def train_reward(base_spec, pairs: list[dict], config: RewardStageConfig, output
 
     train, val = split_pairs(pairs, config.val_fraction, config.seed)
     model, tok = load_reward_model(base_spec)
-    args = RewardConfig(**trainer_arguments(output_dir, lr=config.lr, epochs=config.epochs, max_steps=config.max_steps,
-                                            batch_size=config.batch_size, seed=config.seed, max_length=config.max_length))
+    args = RewardConfig(**trainer_arguments(output_dir, config))
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(as_preference_rows(train)),
                             processing_class=tok, peft_config=config.lora.config("SEQ_CLS"))
     trainer.train()

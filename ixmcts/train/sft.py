@@ -9,19 +9,19 @@ P4G the task's closing question answered by the corpus's actual donation, ``B6``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..data.schema import MODEL, USER, Dialogue
 from ..errors import IxmctsError
 from ..scenarios.base import Scenario
 from ..options import setting
-from .common import LoraSettings, log_history, trainer_arguments
+from .common import TrainingSettings, log_history, trainer_arguments
 
 ROLES = ("policy", "simulator")
 
 
 @dataclass
-class SFTStageConfig:
+class SFTStageConfig(TrainingSettings):
     """SFT of the policy and the user simulator. Defaults: the paper's (§4.6: LoRA r = 8, lr 5e-5, 3 epochs)."""
 
     base_model: str = setting("", "backbone: registry name, folder or hub id (empty: the scenario's paper backbone, "
@@ -31,12 +31,7 @@ class SFTStageConfig:
     language: str = setting("", "ESC prompt language: zh (the paper's) | en (empty: the scenario's)")
     lr: float = setting(5e-5, "learning rate (paper 5e-5, §4.6)")
     epochs: float = setting(3.0, "training epochs (paper 3)")
-    max_steps: int = setting(0, "training steps; > 0 overrides epochs")
-    batch_size: int = setting(4, "per-device batch size")
-    max_length: int = setting(4096, "maximum tokens per example (the prompt's start is cut first)")
     max_examples: int = setting(0, "subsample the SFT examples to this many (0: all)")
-    seed: int = setting(0, "random seed")
-    lora: LoraSettings = field(default_factory=LoraSettings)
 
 
 def build_sft_examples(scenario: Scenario, dialogues: list[Dialogue], role: str) -> list[dict]:
@@ -76,8 +71,7 @@ def train_sft(base_spec, examples: list[dict], config: SFTStageConfig, output_di
     # keep_end: an over-long example loses the start of its prompt, never the target turn
     # (TRL drops examples whose target was cut away entirely).
     args = SFTConfig(truncation_mode="keep_end",
-                     **trainer_arguments(output_dir, lr=config.lr, epochs=config.epochs, max_steps=config.max_steps,
-                                         batch_size=config.batch_size, seed=config.seed, max_length=config.max_length))
+                     **trainer_arguments(output_dir, config))
     trainer = SFTTrainer(model=load_causal_lm(base_spec), args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=load_tokenizer(base_spec), peft_config=config.lora.config("CAUSAL_LM"))
     trainer.train()
