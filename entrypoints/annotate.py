@@ -14,7 +14,7 @@ import _common  # noqa: F401  (puts this checkout on sys.path)
 
 from ixmcts import tracking
 from ixmcts.options import reports_errors
-from ixmcts.data.annotate import AnnotateConfig, annotate_corpus
+from ixmcts.annotate import AnnotateConfig, annotate_corpus
 from ixmcts.errors import IxmctsError
 
 

@@ -113,9 +113,7 @@ def prepare_tiny(seed: int = 0, steps: int = 300) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from ..data.samples import sample_chat_texts
-
-    texts = sample_chat_texts()
+    texts = _sample_chat_texts()
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -152,3 +150,16 @@ def prepare_tiny(seed: int = 0, steps: int = 300) -> Path:
     model.save_pretrained(build)
     tokenizer.save_pretrained(build)
     return _publish(build, target)
+
+
+def _sample_chat_texts() -> list[str]:
+    """Every bundled sample dialogue rendered in ChatML: the tiny model's training text."""
+    from ..data import load_dialogues
+    from ..scenarios import get_scenario
+
+    texts = []
+    for name in ("p4g", "esc"):
+        scenario = get_scenario(name, language="en")
+        for dialogue in load_dialogues(name, "sample"):
+            texts += scenario.render_dialogue_text(dialogue)
+    return texts

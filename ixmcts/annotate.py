@@ -21,9 +21,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..errors import IxmctsError
-from ..io import atomic_open, cache_dir, read_json, read_jsonl
-from ..scenarios import get_scenario
+from .errors import IxmctsError
+from .io import atomic_open, cache_dir, read_json, read_jsonl
+from .scenarios import get_scenario
 
 INSTRUCTION = {
     "en": ("You annotate counseling dialogues. Given the conversation so far, write the help-seeker's state right "
@@ -93,7 +93,7 @@ def annotate_dialogue(record: dict, config: AnnotateConfig) -> dict:
 
 def annotate_corpus(source: str | Path, output: str | Path, config: AnnotateConfig, progress: bool = True) -> dict:
     """Annotate a PsyDTCorpus JSON file into ``output`` (same format, states added)."""
-    from .esc import load_psydt
+    from .data.esc import load_psydt
 
     source = Path(source)
     load_psydt(source)  # a malformed corpus fails here, before any request
