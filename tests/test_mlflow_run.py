@@ -46,7 +46,8 @@ def test_mlflow_run_search_on_the_embedded_default(tmp_path):
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("ixmcts-p4g").experiment_id])
     assert run.info.status == "FINISHED"
-    assert run.data.params["policy_model"] == "smollm2-135m-instruct"
+    # the MLproject leaves policy_model empty (the profile's): the value used is logged beside it
+    assert run.data.params["policy_model_effective"] == "smollm2-135m-instruct"
     assert run.data.metrics["search/trajectories"] == 8 and run.data.metrics["search/generated_tokens"] > 0
 
 
