@@ -4,10 +4,14 @@
 
 Both runs do the same P4G search (same conditions, seeds, K, e, T, budget). (a) sends every
 request to the model alone (batch 1, n = 1: one model call per node, every prompt prefilled in
-full); (b) is the engine as shipped (one call per role per step, length-bucketed batches, one
-prefill per prompt for its n samples, KV reuse of the conversation prefix). Prints each run's wall seconds,
-nodes/s, generated tokens/s and LLM calls, then the ratio (b)/(a) in nodes/s and the share of
-(b)'s wall time spent outside generation. Last line: ``ratio=<x> overhead=<y>``.
+full); (b) is the engine as shipped (both roles' calls of a step in one running batch that
+prompts join as rows finish, one prefill per prompt for its n samples, KV reuse of the
+conversation prefix). Prints each run's wall seconds, nodes/s, generated tokens/s and LLM calls,
+where (b)'s time went (prefill, decoding, mean batch and context), then a pure batched decode on
+the same model at (b)'s mean batch and context (no prefill, no finished rows: the fastest this
+machine generates at that load). Last line: ``ratio=<x> overhead=<y> roofline=<z>``: (b)/(a) in
+nodes/s, the share of (b)'s wall time spent outside generation, and (b)'s generated tokens/s
+over the pure decode's.
 Measured ratios, not timed tests: the machine is shared and noisy, so both runs share it.
 
 The default searches 16 trees together, a quarter of the paper's 64 conditions: the engine's
@@ -22,35 +26,15 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from ixmcts.data import load_conditions  # noqa: E402
-from ixmcts.llm import Sampling, TransformersBackend, make_backends  # noqa: E402
+from ixmcts.llm import Sampling, make_backends  # noqa: E402
 from ixmcts.llm.models import ModelSpec  # noqa: E402
-from ixmcts.llm.backend import request_seed  # noqa: E402
 from ixmcts.scenarios import get_scenario  # noqa: E402
 from ixmcts.search import SearchConfig, SearchEngine  # noqa: E402
 
-
-class OneCallPerNode(TransformersBackend):
-    """The baseline: every completion is its own model call (batch 1, n = 1) and every
-    prompt is prefilled from scratch (no prefix reuse). It samples each completion with the
-    seed the shipped backend gives it, so both runs build the same trees."""
-
-    def __init__(self, model, threads):
-        super().__init__(model, threads=threads, prefix_cache_mb=0)
-
-    def generate(self, prompts, n, sampling, seed=0):
-        out = []
-        for prompt in prompts:
-            text = self.render(prompt)
-            samples = []
-            for k in range(n):
-                self.stats.calls += 1
-                (ids,) = self._sample([text], 1, sampling, [request_seed(seed, text, k)])
-                samples.append(self.completion(prompt, ids))
-            out.append(samples)
-        return out
+from baselines import OneCallPerNode, decode_rate  # noqa: E402
 
 
 def run(label, backend, args, conditions):
@@ -70,7 +54,7 @@ def run(label, backend, args, conditions):
     print(f"{label}: wall {wall:.1f}s  nodes {nodes}  nodes/s {nodes / wall:.3f}  tokens/s {s.generated_tokens / wall:.1f}  "
           f"llm_calls {backend.stats.calls}  steps {steps}", flush=True)
     trees = [[(n.role, n.raw) for n in t.nodes] for t in engine.trees]
-    return nodes / wall, 1 - s.generation_sec / wall, trees
+    return nodes / wall, 1 - s.generation_sec / wall, trees, s.generated_tokens / wall
 
 
 def main():
@@ -88,14 +72,25 @@ def main():
     p.add_argument("--backend", default="transformers", help="(b)'s backend: transformers | vllm (CUDA)")
     args = p.parse_args()
     conditions = load_conditions("p4g", "sample", args.trees)
-    base_rate, _, base_trees = run("(a) one call per node", OneCallPerNode(args.model, args.threads), args, conditions)
+    base_rate, _, base_trees, _ = run("(a) one call per node", OneCallPerNode(args.model, args.threads), args, conditions)
     backend = make_backends({"policy": ModelSpec(args.model)}, args.backend, threads=args.threads)["policy"]
-    engine_rate, overhead, trees = run(f"(b) batched engine ({args.backend})", backend, args, conditions)
+    engine_rate, overhead, trees, engine_tokens = run(f"(b) batched engine ({args.backend})", backend, args, conditions)
     same = sum(a == b for a, b in zip(base_trees, trees))
     cache = getattr(backend, "prefix_cache", None)
     reuse = f"  prefix cache: {cache.hits} hits, {cache.reused_tokens} tokens reused" if cache else ""
     print(f"identical trees: {same}/{len(trees)}{reuse}")
-    print(f"ratio={engine_rate / base_rate:.2f} overhead={overhead:.3f}")
+    roofline = ""
+    st = backend.stats
+    if getattr(st, "decode_steps", 0):
+        rows, context = round(st.decode_rows / st.decode_steps), round(st.decode_context / st.decode_steps)
+        limit = decode_rate(backend, rows, context, args.max_new_tokens)
+        print(f"(b) time: prefill+merge {st.prefill_sec:.1f}s ({st.prefill_tokens} tokens), decode {st.decode_sec:.1f}s "
+              f"({st.decode_steps} steps, mean batch {st.decode_rows / st.decode_steps:.1f} rows, mean context {context}), "
+              f"merges {st.merges}")
+        print(f"pure batched decode at batch {rows}, context {context}: {limit:.1f} tokens/s; "
+              f"(b) generated {engine_tokens:.1f} tokens/s")
+        roofline = f" roofline={engine_tokens / limit:.2f}"
+    print(f"ratio={engine_rate / base_rate:.2f} overhead={overhead:.3f}{roofline}")
 
 
 if __name__ == "__main__":
