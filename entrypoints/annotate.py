@@ -26,15 +26,17 @@ from ixmcts.errors import IxmctsError
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="environment variable holding the key")
 @click.option("--language", default="zh", show_default=True, help="state format language: zh (paper) | en")
 @click.option("--max-dialogues", default=0, type=int, help="annotate only the first N (0: all)")
-@click.option("--concurrency", default=4, type=int, show_default=True)
+@click.option("--concurrency", default=4, type=int, show_default=True, help="requests in flight")
+@click.option("--max-retries", default=AnnotateConfig.max_retries, type=int, show_default=True,
+              help="retries of a request on a rate limit (429, waiting as Retry-After asks), 5xx or a dropped connection")
 @click.option("--profile", default="paper", show_default=True, help="profile tag recorded on the run")
 @reports_errors
-def main(source, output, base_url, model, api_key_env, language, max_dialogues, concurrency, profile):
+def main(source, output, base_url, model, api_key_env, language, max_dialogues, concurrency, max_retries, profile):
     if not Path(source).is_file():
         raise IxmctsError(f"input {source}: no such file")
     output = Path(output or f"{Path(source).stem}_annotated.json")
     config = AnnotateConfig(base_url=base_url, model=model, api_key_env=api_key_env, language=language,
-                            max_dialogues=max_dialogues, concurrency=concurrency)
+                            max_dialogues=max_dialogues, concurrency=concurrency, max_retries=max_retries)
     with tracking.stage_run("annotate", "esc", profile=profile, method="annotate"):
         tracking.log_params({"input": source, "output": str(output), "base_url": base_url, "model": model,
                              "language": language, "max_dialogues": max_dialogues, "temperature": config.temperature})

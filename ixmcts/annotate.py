@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .errors import IxmctsError
-from .io import atomic_open, cache_dir, read_json, read_jsonl
+from .io import atomic_open, cache_dir, read_json, require_writable
 from .scenarios import get_scenario
 
 INSTRUCTION = {
@@ -45,34 +43,56 @@ class AnnotateConfig:
     max_dialogues: int = 0  # 0 → all
     concurrency: int = 4
     timeout: float = 120.0
-    retries: int = 2  # for network errors and 5xx only; a malformed state is never retried silently
+    # Retries after the first attempt, by the openai client: rate limits (429, waiting as
+    # Retry-After asks), 408/409, 5xx, dropped connections and cut-off replies, with
+    # exponential backoff otherwise. A malformed state is never retried silently.
+    max_retries: int = 8
 
 
-def chat(config: AnnotateConfig, messages: list[dict]) -> str:
+def make_client(config: AnnotateConfig):
+    """An OpenAI client for the endpoint. Redirects are not followed: a redirected request
+    could carry the API key to another host; ``chat`` reports the redirect instead."""
+    import openai
+
+    # the client requires a key; local servers (vLLM, llama.cpp) take any, by convention "EMPTY"
+    return openai.OpenAI(base_url=config.base_url, api_key=os.environ.get(config.api_key_env) or "EMPTY",
+                         max_retries=config.max_retries, timeout=config.timeout,
+                         http_client=openai.DefaultHttpxClient(follow_redirects=False))
+
+
+RETRIED_STATUS = (408, 409, 429)  # and 5xx: what the openai client retries
+
+
+def chat(client, config: AnnotateConfig, messages: list[dict]) -> str:
     """One chat completion from the endpoint."""
-    body = json.dumps({"model": config.model, "messages": messages, "temperature": config.temperature}).encode()
-    headers = {"Content-Type": "application/json"}
-    key = os.environ.get(config.api_key_env, "")
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
+    import openai
+
     url = config.base_url.rstrip("/") + "/chat/completions"
-    for attempt in range(config.retries + 1):
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=config.timeout) as resp:
-                data = json.loads(resp.read())
-            return data["choices"][0]["message"]["content"]
-        except urllib.error.HTTPError as exc:
-            if exc.code < 500 or attempt == config.retries:
-                raise IxmctsError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, TimeoutError) as exc:
-            if attempt == config.retries:
-                raise IxmctsError(f"{url}: {getattr(exc, 'reason', exc)}") from None
-        except (KeyError, IndexError, TypeError, json.JSONDecodeError):
-            raise IxmctsError(f"{url}: the reply is not an OpenAI chat completion") from None
-    raise AssertionError("unreachable")
+    attempts = f"after {config.max_retries + 1} attempts"
+    try:
+        completion = client.chat.completions.create(model=config.model, messages=messages, temperature=config.temperature)
+    except openai.APIStatusError as exc:
+        code = exc.status_code
+        if 300 <= code < 400:
+            raise IxmctsError(f"{url}: the endpoint redirects (HTTP {code}) to {exc.response.headers.get('location', '?')}; "
+                              "annotate does not follow redirects, which could carry the API key to another host: "
+                              "give the final address as base_url") from None
+        retried = code in RETRIED_STATUS or code >= 500
+        raise IxmctsError(f"{url}: HTTP {code} {exc.response.reason_phrase}{' ' + attempts if retried else ''}") from None
+    except openai.APIConnectionError as exc:
+        raise IxmctsError(f"{url}: {exc.__cause__ or exc} ({attempts})") from None
+    except openai.APIError as exc:
+        raise IxmctsError(f"{url}: the reply is not an OpenAI chat completion ({exc})") from None
+    try:
+        content = completion.choices[0].message.content
+    except (AttributeError, IndexError, TypeError):
+        content = None
+    if not isinstance(content, str):
+        raise IxmctsError(f"{url}: the reply is not an OpenAI chat completion")
+    return content
 
 
-def annotate_dialogue(record: dict, config: AnnotateConfig) -> dict:
+def annotate_dialogue(record: dict, config: AnnotateConfig, client=None) -> dict:
     """The record with a ``state`` on each help-seeker message."""
     sc = get_scenario("esc", language=config.language)
     system = INSTRUCTION[config.language].format(template=sc.state_template())
@@ -82,7 +102,8 @@ def annotate_dialogue(record: dict, config: AnnotateConfig) -> dict:
         if m.get("role") in ("user", "assistant") and str(m.get("content", "")).strip():
             history.append(f"{'Help-seeker' if m['role'] == 'user' else 'Counselor'}: {m['content']}")
         if m.get("role") == "user":
-            state = chat(config, [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(history)}]).strip()
+            state = chat(client or make_client(config), config,
+                         [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(history)}]).strip()
             if not sc.is_state(state):
                 raise IxmctsError(f"dialogue {record.get('id')!r}, message {k}: the endpoint's state is not in the A.1 "
                                   f"format ({sc.words.shown} … {sc.words.possible} … with their fields): {state[:120]!r}")
@@ -101,17 +122,21 @@ def annotate_corpus(source: str | Path, output: str | Path, config: AnnotateConf
         raise IxmctsError(f"unknown annotation language {config.language!r}; choose one of: {', '.join(INSTRUCTION)}")
     if config.concurrency < 1:
         raise IxmctsError(f"concurrency must be at least 1, got {config.concurrency}")
+    if config.max_retries < 0:
+        raise IxmctsError(f"max_retries must be at least 0, got {config.max_retries}")
+    require_writable(output, "annotated output")
     records = read_json(source)[: config.max_dialogues or None]
     key = hashlib.sha256(source.read_bytes() + json.dumps([config.base_url, config.model, config.language,
                                                             config.temperature]).encode()).hexdigest()[:16]
     checkpoint = cache_dir("annotate", key) / "done.jsonl"
-    done = {str(r["id"]): r for r in read_jsonl(checkpoint)} if checkpoint.exists() else {}
+    done = {str(r["id"]): r for r in read_checkpoint(checkpoint)}
     todo = [r for r in records if str(r["id"]) not in done]
     bar = tqdm(total=len(records), initial=len(records) - len(todo), desc="dialogues annotated", disable=not progress)
+    client = make_client(config)
     pool = ThreadPoolExecutor(config.concurrency)
     try:
         with open(checkpoint, "a", encoding="utf-8") as ckpt:
-            for annotated in pool.map(lambda r: annotate_dialogue(r, config), todo):
+            for annotated in pool.map(lambda r: annotate_dialogue(r, config, client), todo):
                 done[str(annotated["id"])] = annotated
                 ckpt.write(json.dumps(annotated, ensure_ascii=False) + "\n")
                 ckpt.flush()
@@ -124,3 +149,37 @@ def annotate_corpus(source: str | Path, output: str | Path, config: AnnotateConf
         json.dump(out, f, ensure_ascii=False, indent=1)
     states = sum(1 for r in out for m in r["messages"] if "state" in m)
     return {"dialogues": len(out), "states": states, "resumed": len(records) - len(todo), "checkpoint": str(checkpoint)}
+
+
+def read_checkpoint(path: Path) -> list[dict]:
+    """The dialogues a previous job finished. A job killed while writing leaves a partial
+    last line: it is dropped (the file cut back to its whole lines) and that dialogue is
+    annotated again. A damaged line before the last is an error naming it."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    records, whole = [], 0
+    for lineno, line in enumerate(lines, 1):
+        last = lineno == len(lines)  # no newline after it: the line being written when the job stopped
+        if not line.strip():
+            whole += len(line) + 1
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or "id" not in record:
+                raise ValueError("not an annotated dialogue")
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if last:
+                break
+            raise IxmctsError(f"{path}:{lineno}: damaged checkpoint line ({exc}); delete it to annotate "
+                              "every dialogue again") from None
+        records.append(record)
+        whole += len(line) + 1
+    if whole < len(data):  # cut the partial line off before appending after it
+        with open(path, "r+b") as fh:
+            fh.truncate(whole)
+    elif data and not data.endswith(b"\n"):
+        with open(path, "ab") as fh:
+            fh.write(b"\n")
+    return records
