@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import IxmctsError
-from ..llm.backend import Sampling
+from ..llm.backend import POLICY_SAMPLING, Sampling
 from ..options import setting
 from .interact import EvalConfig
 
@@ -25,7 +25,7 @@ class EvaluateParams:
     data_dir: str = setting("", "P4G corpus folder for conditions=synth|corpus")
     max_turns: int = setting(0, "utterances of both sides before the talk is cut; 0 = the scenario's (paper: ESC 50, P4G 30)")
     closing: bool = setting(False, "ask the closing question at the turn limit (not in the paper)")
-    max_new_tokens: int = setting(512, "max new tokens per generated turn (paper 512)")
+    max_new_tokens: int = setting(POLICY_SAMPLING.max_new_tokens, "max new tokens per generated turn (paper 512)")
     language: str = setting("", "ESC prompt language: zh (the paper's) | en (empty: the scenario's)")
     threads: int = setting(0, "torch CPU threads (0: torch's default)")
     backend: str = setting("transformers", "generation backend: transformers | vllm (CUDA)")

@@ -16,7 +16,7 @@ from ..data import load_conditions
 from ..data.schema import Condition
 from ..errors import IxmctsError
 from ..io import cache_dir, code_fingerprint, write_jsonl
-from ..llm.backend import Sampling
+from ..llm.backend import POLICY_SAMPLING, Sampling
 from ..llm.models import ModelSpec
 from ..scenarios import get_scenario
 from ..options import setting
@@ -42,17 +42,17 @@ class SearchParams:
     num_conditions: int = setting(4, "user conditions (trees) searched, from the start of the pool (at least 1)")
     data_dir: str = setting("", "P4G corpus folder (full_dialog.csv, full_info.csv) for conditions=synth|corpus")
     language: str = setting("en", "ESC prompt language: en, or zh (the paper's)")
-    K: int = setting(81, "K: live model nodes kept per depth per tree (paper 81, §4.6)")
-    e: int = setting(3, "e: policy samples per expansion (paper 3, §4.6)")
+    K: int = setting(SearchConfig.K, "K: live model nodes kept per depth per tree (paper 81, §4.6)")
+    e: int = setting(SearchConfig.e, "e: policy samples per expansion (paper 3, §4.6)")
     T: int = setting(0, "T: maximum depth in policy turns; 0 = the scenario's (paper: ESC 25, P4G 15)")
-    c: float = setting(2 ** 0.5, "c: UCB exploration constant (paper √2)")
+    c: float = setting(SearchConfig.c, "c: UCB exploration constant (paper √2)")
     gamma: float = setting(0.9, "γ: discount of P4G's accumulated sentiment pruning score (§4.5)")
     budget: int = setting(0, "trajectories (iterations) per tree; 0 = K")
     parallel: int = setting(1, "trajectories in flight per tree (virtual loss)")
-    closing: bool = setting(False, "at depth T ask the scenario's closing question (P4G: the donation; ESC: what is left "
+    closing: bool = setting(SearchConfig.closing, "at depth T ask the scenario's closing question (P4G: the donation; ESC: what is left "
                                    "unexpressed) instead of rewarding 0 (not in the paper: small models never end on their own)")
     seed: int = setting(0, "random seed (same seed + inputs → same trees on CPU)")
-    max_new_tokens: int = setting(512, "max new tokens per generated turn (paper 512)")
+    max_new_tokens: int = setting(POLICY_SAMPLING.max_new_tokens, "max new tokens per generated turn (paper 512)")
     pair_margin: float = setting(0.0, "minimum |Q/N| difference for a preference pair")
     shard: int = setting(0, "this run's shard index: it searches conditions shard, shard+num_shards, … of the num_conditions")
     num_shards: int = setting(1, "number of shards the conditions are split into")

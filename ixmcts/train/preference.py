@@ -17,7 +17,7 @@ class PreferenceStageConfig:
     num_contexts: int = setting(1000, "SFT contexts D_t samples on (paper 1,000)")
     n: int = setting(4, "responses sampled per context (paper 4)")
     margin: float = setting(0.0, "minimum reward gap between the best and the worst response")
-    max_new_tokens: int = setting(512, "max new tokens per response (paper 512)")
+    max_new_tokens: int = setting(POLICY_SAMPLING.max_new_tokens, "max new tokens per response (paper 512)")
     threads: int = setting(0, "torch CPU threads (0: torch's default)")
     seed: int = setting(0, "random seed")
 
