@@ -70,7 +70,9 @@ def train_sft(base_spec, examples: list[dict], config: SFTStageConfig, output_di
     rows = [{"prompt": e["prompt"], "completion": e["completion"]} for e in examples]
     # keep_end: an over-long example loses the start of its prompt, never the target turn
     # (TRL drops examples whose target was cut away entirely).
-    args = SFTConfig(truncation_mode="keep_end",
+    # group_by_length: batches of similar lengths pad little (on CPU the padded positions cost as much as
+    # real ones; padding-free batches need FlashAttention, which CPUs lack).
+    args = SFTConfig(truncation_mode="keep_end", train_sampling_strategy="group_by_length",
                      **trainer_arguments(output_dir, config))
     trainer = SFTTrainer(model=load_causal_lm(base_spec), args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=load_tokenizer(base_spec), peft_config=config.lora.config("CAUSAL_LM"))
