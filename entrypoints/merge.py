@@ -18,8 +18,8 @@ from ixmcts.errors import IxmctsError
 from ixmcts.io import read_jsonl, write_jsonl
 from ixmcts.search.merge import RUN_ONLY, Shard, merge_shards, merged_conditions
 
-SUMMED = ("search/trees", "search/trajectories", "search/engaged_trajectories", "search/nodes", "search/llm_calls",
-          "search/generated_tokens", "search/wall_sec")
+SUMMED = ("search/trees", "search/trajectories", "search/engaged_trajectories", "search/pruned_trajectories",
+          "search/ended_without_state", "search/nodes", "search/llm_calls", "search/generated_tokens", "search/wall_sec")
 
 
 @click.command()

@@ -36,7 +36,8 @@ def test_search_run_logs_pairs_params_metrics_datasets_and_artifacts(scenario, t
     p = run.data.params
     assert (p["scenario"], p["K"], p["e"], p["T"], p["policy_model"], p["budget"]) == (scenario, "4", "2", "3", "tiny", "6")
     m = run.data.metrics
-    assert m["search/trees"] == 3 and m["search/trajectories"] == 18
+    # 3 trees × budget 6: each trajectory either finished a conversation or was pruned away
+    assert m["search/trees"] == 3 and m["search/trajectories"] + m["search/pruned_trajectories"] == 18
     assert m["search/nodes"] > 3 and m["search/llm_calls"] > 0 and m["search/generated_tokens"] > 0
     assert m["search/wall_sec"] > 0 and "search/engaged_trajectories" in m
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "data")}
@@ -45,13 +46,26 @@ def test_search_run_logs_pairs_params_metrics_datasets_and_artifacts(scenario, t
     pairs = read_jsonl(os.path.join(local, "dp.jsonl"))
     assert m["search/pairs"] == len(pairs)
     trees = read_jsonl(os.path.join(local, "trees.jsonl.gz"))
-    assert len(trees) == 3 and all(t["nodes"][0]["N"] == 6 for t in trees)
+    assert len(trees) == 3 and sum(t["nodes"][0]["N"] for t in trees) == m["search/trajectories"]
     contexts = {"conditions"} | ({"D_p"} if pairs else set())
     assert {d.dataset.name for d in run.inputs.dataset_inputs} == contexts
     for pair in pairs:
         assert pair["scenario"] == scenario and pair["chosen_value"] > pair["rejected_value"]
         assert pair["context"][0]["role"] == "system" and pair["chosen_node"] != pair["rejected_node"]
-    assert pairs, "with the closing question every trajectory gets a real engagement, so pairs appear"
+    # with the closing question every conversation at depth T ends with a real engagement
+    at_t = [n for t in trees for n in t["nodes"] if n["role"] == "user" and n["depth"] == 3]
+    assert at_t and all(n["terminal"] and n["ended"] and n["reward"] is not None for n in at_t)
+    # D_p is exactly what the trees imply: every pair of visited siblings whose values differ
+    expected = set()
+    for t in trees:
+        nodes = t["nodes"]
+        for u in nodes:
+            kids = [nodes[i] for i in u["children"] if nodes[i]["N"] > 0]
+            for a in kids:
+                for b in kids:
+                    if a["Q"] / a["N"] > b["Q"] / b["N"]:
+                        expected.add((t["condition"]["id"], a["id"], b["id"]))
+    assert {(q["condition_id"], q["chosen_node"], q["rejected_node"]) for q in pairs} == expected
     assert p["closing"] == "True"
 
 
@@ -89,7 +103,9 @@ def test_killed_search_resumes_to_the_same_pairs(tracking_env, tmp_path, tiny_mo
     finished = sorted((r for r in found if r.info.status == "FINISHED"), key=lambda r: r.info.start_time)
     assert len(finished) == 2
     dp = [read_jsonl(client.download_artifacts(r.info.run_id, "data/dp.jsonl", str(tmp_path / r.info.run_id))) for r in finished]
-    assert dp[0] == dp[1] and dp[0]
+    trees = [read_jsonl(client.download_artifacts(r.info.run_id, "data/trees.jsonl.gz", str(tmp_path / r.info.run_id)))
+             for r in finished]
+    assert dp[0] == dp[1] and trees[0] == trees[1] and len(trees[0]) == 6  # the resumed search is the same search
     assert finished[0].data.metrics["search/resumed_at_step"] == killed_at
     assert finished[0].data.metrics["search/nodes"] == finished[1].data.metrics["search/nodes"]
 

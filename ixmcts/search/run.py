@@ -131,7 +131,7 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
     }
 
     def on_step(engine: SearchEngine) -> None:
-        bars["trajectories"].n = engine.stats.trajectories
+        bars["trajectories"].n = engine.stats.trajectories + engine.stats.pruned_trajectories  # finished or pruned
         bars["trees"].n = engine.trees_done
         bars["trajectories"].set_postfix(step=engine.stats.steps, nodes=sum(len(t.nodes) for t in engine.trees),
                                          engaged=engine.stats.engaged_trajectories)
