@@ -9,6 +9,7 @@ once ratings exist, Table 5 and Figure 3 (human/table5.md, human/figure3.png) wi
 means as metrics. Reopening the same database (``db``) resumes the study.
 """
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from ixmcts.human.study import HELP as STUDY_HELP
 from ixmcts.human.study import StudyParams, build_study, serve
 from ixmcts.io import read_jsonl
 from ixmcts.options import dataclass_options, reports_errors
+from ixmcts.tracking import finish_guard
 
 
 def log_study_data(store, name_a: str, name_b: str) -> dict[str, int]:
@@ -56,6 +58,7 @@ def log_study_data(store, name_a: str, name_b: str) -> dict[str, int]:
 @click.option("--profile", default="cpu", show_default=True, help="profile tag recorded on the run")
 @reports_errors
 def main(model_a_run, model_b_run, name_a, name_b, pairs_run, profile, **params):
+    launcher = os.getppid() if os.environ.get("MLFLOW_RUN_ID") else None  # `mlflow run`'s process, while it is alive
     p = StudyParams(**params)  # checks the address and the backend too
     if not model_a_run or not model_b_run:
         raise IxmctsError("human-eval needs model_a_run and model_b_run (SFT policy or align runs)")
@@ -74,9 +77,10 @@ def main(model_a_run, model_b_run, name_a, name_b, pairs_run, profile, **params)
         tracking.log_params({"db_path": str(Path(p.db).resolve()), "num_problems_effective": len(study.problems),
                              "num_pairs_effective": study.store.counts()["pairs"]})
         try:
-            serve(study, p)
+            serve(study, p)  # from a stop signal on, further ones are ignored: this export and the run's end complete
         finally:  # whatever stopped the server, what was collected reaches the run
             counts = log_study_data(study.store, name_a, name_b)
+    finish_guard.start(run.info.run_id, launcher)  # an interrupted `mlflow run` would mark it FAILED after we exit
     print(f"\nhuman-eval run {run.info.run_id}: {counts['ratings'] // 2} rated sessions, {counts['annotations']} pair labels "
           f"logged under human/ (database {p.db})")
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import mlflow
@@ -62,7 +63,7 @@ def test_a_served_study_is_logged_on_its_run_when_stopped(upstream_runs, trackin
             except httpx.TransportError:
                 assert time.time() < deadline, "the app did not come up"
                 time.sleep(0.5)
-        with httpx.Client(base_url=url, follow_redirects=True, timeout=60) as c:
+        with httpx.Client(base_url=url, follow_redirects=True, timeout=60, headers={"origin": url}) as c:
             token = c.post("/rate", data={"name": "r", "consent": "yes"}, follow_redirects=False).headers["location"].split("/")[2]
             for slot in ("A", "B"):
                 assert c.post(f"/s/{token}/chat/{slot}", data={"message": "I feel alone."}).status_code == 200
@@ -114,3 +115,82 @@ def test_bad_input_fails_before_a_run_starts(upstream_runs, tracking_env, tmp_pa
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
     assert run_count(tracking_env) == before
     assert not (tmp_path / "human-eval").exists()
+
+
+def mlflow_run_human_eval(tmp_path, uri, runs, port) -> subprocess.Popen:
+    """`mlflow run . -e human-eval --env-manager local` as the README shows, as the leader of a
+    process group of its own (as a terminal's job is): Ctrl-C signals the whole group."""
+    bindir = str(Path(sys.executable).parent)  # `python entrypoints/human_eval.py` is this interpreter
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    env.pop("MLFLOW_RUN_ID", None)
+    env.pop("MLFLOW_EXPERIMENT_ID", None)
+    args = [str(Path(bindir) / "mlflow"), "run", str(ROOT), "-e", "human-eval", "--env-manager", "local",
+            "--experiment-name", "ixmcts-esc", "-P", f"model_a_run={runs['sft']}", "-P", f"model_b_run={runs['align']}",
+            "-P", f"pairs_run={runs['search']}", "-P", f"port={port}", "-P", "max_new_tokens=8",
+            "-P", f"db={tmp_path / 'study.db'}", "-P", "threads=1"]
+    return subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, seconds: float = 300) -> None:
+    deadline = time.time() + seconds
+    while True:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            if httpx.get(url + "/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            assert time.time() < deadline, "the app did not come up"
+            time.sleep(0.5)
+
+
+def rate_one_session(url: str) -> None:
+    with httpx.Client(base_url=url, follow_redirects=True, timeout=60, headers={"origin": url}) as c:
+        token = c.post("/rate", data={"name": "r", "consent": "yes"}, follow_redirects=False).headers["location"].split("/")[2]
+        for slot in ("A", "B"):
+            assert c.post(f"/s/{token}/chat/{slot}", data={"message": "I feel alone."}).status_code == 200
+        assert c.post(f"/s/{token}/rate", data=RATING).status_code == 200
+
+
+def human_eval_run(uri: str):
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("ixmcts-esc").experiment_id],
+                                filter_string="tags.`ixmcts.stage` = 'human-eval'")
+    return client, run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGTERM,), (signal.SIGINT, signal.SIGINT)],
+                         ids=["ctrl-c", "sigterm", "ctrl-c-twice"])
+def test_stopping_mlflow_run_by_its_process_group_still_logs_the_study(signals, upstream_runs, tracking_env, tmp_path):
+    """Ctrl-C in a terminal (SIGINT to the whole process group: `mlflow run`, and the entry point
+    under it), MLflow's own cancel (SIGTERM), or an impatient second Ctrl-C: the run ends
+    FINISHED with every file the README promises on stop."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = mlflow_run_human_eval(tmp_path, tracking_env, upstream_runs, port)
+    try:
+        wait_until_up(url, proc)
+        rate_one_session(url)
+        for i, sig in enumerate(signals):
+            if i:
+                time.sleep(1)  # the second Ctrl-C lands while the first is being handled
+            os.killpg(proc.pid, sig)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    # The entry point may outlive a parent that its signal killed, and an interrupted parent marks the
+    # run FAILED once the entry point has exited (an MLflow bug the entry point's guard undoes): wait
+    # for FINISHED, then check that nothing turns it back.
+    deadline = time.time() + 180
+    while human_eval_run(tracking_env)[1].info.status != "FINISHED" and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(5)
+    client, run = human_eval_run(tracking_env)
+    assert run.info.status == "FINISHED", out
+    names = {a.path for a in client.list_artifacts(run.info.run_id, "human")}
+    assert names == {f"human/{n}" for n in ("ratings.csv", "annotations.csv", "conversations.jsonl", "table5.md", "figure3.png")}, out
+    assert run.data.metrics["human/ratings"] == 2
+    table5 = open(client.download_artifacts(run.info.run_id, "human/table5.md", str(tmp_path))).read()
+    assert "| Aligned | 1 |" in table5 and "| SFT | 1 |" in table5

@@ -127,26 +127,48 @@ def build_study(params: StudyParams, arms: dict[str, tuple[str, ModelSpec]], pai
 
 
 def serve(study, params: StudyParams) -> None:
-    """Serve on ``params.host:port`` (checked when the params were made) until Ctrl-C or
-    SIGTERM, which end a study normally (the caller then exports)."""
+    """Serve on ``params.host:port`` (checked when the params were made) until SIGINT (Ctrl-C)
+    or SIGTERM (MLflow's cancel, ``kill``), then return normally: stopping is how a study ends.
+
+    From the first signal on, both are ignored for the rest of the process, so that what the
+    caller does next (export the data, end its MLflow run) cannot be cut short. This matters
+    under ``mlflow run``: Ctrl-C reaches the whole process group, and MLflow's parent process
+    answers its own SIGINT by sending SIGTERM to the entry point, which would otherwise land in
+    the middle of the export (the run then ended FAILED, without its files). A stuck export
+    still yields to SIGKILL."""
     import signal
     import threading
+    from contextlib import contextmanager
 
     import uvicorn
 
     from .app import create_app
 
-    host, port = params.host, params.port
-    print(f"human evaluation: raters open http://{host}:{port}/rate , annotators http://{host}:{port}/annotate "
-          f"(database {study.store.path}; Ctrl-C stops)", flush=True)
-    # uvicorn shuts down gracefully on a signal, then raises it again; SIGTERM's default action
-    # would kill the process before the data is exported, so both signals become KeyboardInterrupt.
+    class StudyServer(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self):
+            # uvicorn's own handlers restore the previous ones after shutdown and re-raise the
+            # signal; the handlers below stay in charge instead.
+            yield
+
+    server = StudyServer(uvicorn.Config(create_app(study), host=params.host, port=params.port, log_level="warning"))
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+
+    def stop(signum, frame):
+        for sig in stop_signals:
+            signal.signal(sig, signal.SIG_IGN)
+        server.should_exit = True
+
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
+    if main_thread:  # signal handlers can only be set there
+        for sig in stop_signals:
+            signal.signal(sig, stop)
+    print(f"human evaluation: raters open http://{params.host}:{params.port}/rate , annotators "
+          f"http://{params.host}:{params.port}/annotate (database {study.store.path}; Ctrl-C stops)", flush=True)
     try:
-        uvicorn.run(create_app(study), host=host, port=port, log_level="warning")
-    except KeyboardInterrupt:
-        print("human evaluation stopped", flush=True)
+        server.run()
     finally:
         if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+            for sig in stop_signals:
+                signal.signal(sig, signal.SIG_IGN)
+    print("human evaluation stopped", flush=True)
