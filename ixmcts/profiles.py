@@ -153,8 +153,9 @@ def _fill_data_dir(values: dict, name: str, scenario: str, data_dir: str, requir
         return values
     if not data_dir:
         if require_data:
-            raise IxmctsError(f"profile {name!r} reads the {scenario} corpus: pass -P data_dir=PATH "
-                              f"(e.g. ../shared/data/p4g for P4G) or set IXMCTS_{scenario.upper()}_DIR")
+            where = ", ".join(k for k, v in values.items() if isinstance(v, str) and DATA_DIR in v)
+            raise IxmctsError(f"profile {name!r} reads the {scenario} corpus ({where}): pass -P data_dir=PATH "
+                              f"(e.g. ../shared/data/p4g for P4G), give {where} itself, or set IXMCTS_{scenario.upper()}_DIR")
         return values
     folder = Path(data_dir)
     wanted = [f for need in needs for f in ((P4G_FILES if scenario == "p4g" else ()) if need == "" else (need,))]
