@@ -220,3 +220,17 @@ def test_main_logs_plan_json_then_passes_each_stage_its_plan(tracking_env, monke
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/plan.json")
     assert logged == json.loads(json.dumps(expected))
+
+
+def test_options_are_documented_from_the_config_with_the_papers_symbol_and_section():
+    from click.testing import CliRunner
+
+    from ixmcts.cli import main as ixmcts_cli
+
+    sys.path.insert(0, str(ROOT / "entrypoints"))
+    import search as search_entry_point
+
+    for command, args in ((ixmcts_cli, ["search", "--help"]), (search_entry_point.main, ["--help"])):
+        text = " ".join(CliRunner().invoke(command, args).output.split())
+        assert "K: live model nodes kept per depth per tree (paper 81, §4.6)" in text
+        assert "e: policy samples per expansion (paper 3, §4.6)" in text
