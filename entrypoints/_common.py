@@ -11,6 +11,18 @@ import click
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from ixmcts.errors import IxmctsError  # noqa: E402
+from ixmcts.options import ON_ERROR  # noqa: E402
+
+
+def _tag_run_with_error(message: str) -> None:
+    """Under `mlflow run` the run exists before the entry point starts, so a refused input
+    leaves it FAILED: the tag ``ixmcts.error`` says why in the UI."""
+    from ixmcts.tracking.runs import record_error
+
+    record_error(message)
+
+
+ON_ERROR.append(_tag_run_with_error)
 
 
 def stage_options(stage: str):

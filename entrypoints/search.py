@@ -31,11 +31,10 @@ def main(scenario, profile_name, policy_run, simulator_run, **settings):
         tracking.tag_upstream(policy=policy_run, simulator=simulator_run)
         policy_spec = tracking.model_spec_of(policy, out) if policy else None
         simulator_spec = tracking.model_spec_of(simulator, out) if simulator else None
-        outcome = run_search(params, out, policy_spec=policy_spec, simulator_spec=simulator_spec)
+        # a folder of its own: the outputs replace it as a whole, and the adapters sit beside it
+        outcome = run_search(params, f"{out}/outputs", policy_spec=policy_spec, simulator_spec=simulator_spec)
         tracking.log_search(dataclasses.asdict(params), outcome)
-        import mlflow
-
-        mlflow.set_tag("ixmcts.base_model", policy_spec.base if policy_spec else params.policy_model)
+        tracking.set_tags({"base_model": policy_spec.base if policy_spec else params.policy_model})
     m = outcome.metrics
     print(f"\nsearch run {run.info.run_id} (experiment {tracking.experiment_name(params.scenario)}): "
           f"{m['search/pairs']} preference pairs from {m['search/trees']} trees, "

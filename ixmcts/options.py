@@ -140,6 +140,9 @@ def option_type(option) -> type:
     return getattr(option.type, "kind", str)
 
 
+ON_ERROR: list = []  # callbacks given the message first (the MLflow entry points tag their run with it)
+
+
 def reports_errors(fn):
     """Turn an ``IxmctsError`` into one line on stderr and exit status 2."""
     import click
@@ -149,6 +152,8 @@ def reports_errors(fn):
         try:
             return fn(*args, **kwargs)
         except IxmctsError as exc:
+            for callback in ON_ERROR:
+                callback(str(exc))
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
 

@@ -90,7 +90,7 @@ def test_p4g_bad_number_is_named(tmp_path):
     d = _copy_p4g(tmp_path)
     text = (d / "full_dialog.csv").read_text().replace(",0,0,20240101-000000_sample", ",zero,0,20240101-000000_sample", 1)
     (d / "full_dialog.csv").write_text(text)
-    with pytest.raises(IxmctsError, match=r"row \d+: column Turn is not a number"):
+    with pytest.raises(IxmctsError, match=r"full_dialog.csv: line 2: column Turn is not a number"):
         load_p4g(d)
 
 

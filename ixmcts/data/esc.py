@@ -81,7 +81,10 @@ def load_psyqa(path: str | Path) -> list[Condition]:
     path = Path(path)
     out = []
     for i, rec in enumerate(_records(path, ("questionID", "description"), "PsyQA")):
-        desc = str(rec["description"]).strip()
+        if not isinstance(rec["description"], str):
+            raise IxmctsError(f"{path}: record {i} (questionID={rec['questionID']}): description must be text, "
+                              f"got {type(rec['description']).__name__}")
+        desc = rec["description"].strip()
         if not desc:
             raise IxmctsError(f"{path}: record {i} (questionID={rec['questionID']}): empty description")
         out.append(Condition(id=f"psyqa-{rec['questionID']}", scenario="esc", description=desc,

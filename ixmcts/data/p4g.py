@@ -33,30 +33,45 @@ MAX_DONATION = 2.0
 DIALOG_CSV, INFO_CSV = "full_dialog.csv", "full_info.csv"  # the corpus's file names
 
 
-def _read_csv(path: Path, required: list[str]) -> list[dict]:
+def _read_csv(path: Path, required: list[str]) -> list[tuple[int, dict]]:
+    """``(line, row)`` pairs. A row that does not parse (a field count unlike the header's,
+    an unclosed quote: a file cut off or damaged) is an error naming the file and line."""
     if not path.exists():
         raise IxmctsError(f"{path}: file not found (expected the Persuasion for Good CSV)")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise IxmctsError(f"{path}: missing column(s) {', '.join(missing)}")
-        return list(reader)
+    rows, line = [], 1
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh, strict=True)
+            header = next(reader, [])
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise IxmctsError(f"{path}: missing column(s) {', '.join(missing)}")
+            for fields in reader:
+                if fields and len(fields) != len(header):
+                    raise IxmctsError(f"{path}: line {line + 1}: {len(fields)} fields, the header has {len(header)} "
+                                      "(a damaged or cut-off file?)")
+                if fields:
+                    rows.append((line + 1, dict(zip(header, fields))))
+                line = reader.line_num
+    except UnicodeDecodeError as exc:
+        raise IxmctsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:
+        raise IxmctsError(f"{path}: line {line + 1}: {exc} (a damaged or cut-off file?)") from None
+    return rows
 
 
-def _float(value: str, path: Path, row: int, column: str) -> float:
+def _float(value: str, path: Path, line: int, column: str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise IxmctsError(f"{path}: row {row}: column {column} is not a number ({value!r})") from None
+        raise IxmctsError(f"{path}: line {line}: column {column} is not a number ({value!r})") from None
 
 
 def read_info(data_dir: str | Path, info_csv: str = INFO_CSV) -> list[dict]:
     """Participant rows of ``full_info.csv`` with numbers parsed (empty cells → None)."""
     path = Path(data_dir) / info_csv
-    rows = _read_csv(path, INFO_COLUMNS)
     out = []
-    for i, row in enumerate(rows, 2):
+    for i, row in _read_csv(path, INFO_COLUMNS):
         rec = {"dialogue_id": row["B2"], "user_id": row["B3"], "role": int(_float(row["B4"], path, i, "B4")),
                "donation": _float(row["B6"], path, i, "B6") if row["B6"].strip() else None}
         for col in PERSONA_COLUMNS:
@@ -74,10 +89,9 @@ def load_p4g(data_dir: str | Path, dialog_csv: str = DIALOG_CSV, info_csv: str =
     (``B6``, the actual donation, clipped to the task's $0–$2)."""
     data_dir = Path(data_dir)
     dpath = data_dir / dialog_csv
-    rows = _read_csv(dpath, DIALOG_COLUMNS)
     persuadees = {r["dialogue_id"]: r for r in read_info(data_dir, info_csv) if r["role"] == 1}
     by_dialogue: dict[str, list[tuple[int, int, int, str]]] = defaultdict(list)
-    for i, row in enumerate(rows, 2):
+    for i, row in _read_csv(dpath, DIALOG_COLUMNS):
         turn = int(_float(row["Turn"], dpath, i, "Turn"))
         role = int(_float(row["B4"], dpath, i, "B4"))
         if role not in (0, 1):
@@ -98,8 +112,12 @@ def load_p4g(data_dir: str | Path, dialog_csv: str = DIALOG_CSV, info_csv: str =
         if not turns:
             raise IxmctsError(f"{dpath}: dialogue {did}: empty dialogue (no non-empty Unit)")
         info = persuadees.get(did)
-        attributes = {k: info[k] for k in PERSONA_COLUMNS} if info else {}
-        donation = info["donation"] if info else None
+        if info is None:  # every corpus dialogue has its persuadee's row; a cut-off id would invent a dialogue
+            first = min(u[2] for u in units)
+            raise IxmctsError(f"{dpath}: line {first}: dialogue {did!r} has no persuadee row (B4 = 1) in {info_csv} "
+                              "(a damaged or cut-off file?)")
+        attributes = {k: info[k] for k in PERSONA_COLUMNS}
+        donation = info["donation"]
         meta = {"donation": None if donation is None else min(max(donation, 0.0), MAX_DONATION), "donation_raw": donation}
         condition = Condition(id=did, scenario="p4g", description=render_persona(attributes), attributes=attributes)
         dialogues.append(Dialogue(id=did, scenario="p4g", condition=condition, turns=turns, meta=meta))

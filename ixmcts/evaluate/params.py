@@ -36,6 +36,8 @@ class EvaluateParams:
             raise IxmctsError(f"num_interactions must be at least 1, got {self.num_interactions}")
         if self.conditions_offset < 0:
             raise IxmctsError(f"conditions_offset must be at least 0, got {self.conditions_offset}")
+        if self.threads < 0:  # before a model loads, not at torch.set_num_threads after it
+            raise IxmctsError(f"threads must be at least 0, got {self.threads}")
 
     def eval_config(self, bon: bool, default_max_turns: int) -> EvalConfig:
         return EvalConfig(max_turns=self.max_turns or default_max_turns, n=self.n if bon else 1, closing=self.closing,

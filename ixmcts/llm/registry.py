@@ -5,11 +5,13 @@
 - ``tiny``: a tiny Llama built and briefly trained on the bundled sample dialogues
   (seconds, for tests; it speaks in sample-like fragments, not sense).
 - an existing local folder: used as is.
-- anything else: a Hugging Face hub id (needs network on first use).
+- anything else: a Hugging Face hub id (needs network on first use; checked at once, so an
+  unknown id or a missing network is one clear error rather than retries and an OSError).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -45,7 +47,36 @@ def resolve_model(name: str) -> str:
         return name
     if name.startswith((".", "/")):
         raise IxmctsError(f"{name}: model folder not found")
-    return name  # a hub id; transformers reports it if it cannot be fetched
+    return hub_model(name)
+
+
+OFFLINE_VALUES = ("1", "ON", "YES", "TRUE")
+
+
+@functools.lru_cache(maxsize=None)
+def hub_model(name: str) -> str:
+    """``name`` if it is a hub model in the local cache or on a reachable hub."""
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
+
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return name
+    except HFValidationError:
+        raise IxmctsError(f"model {name!r}: not a registry name, a local folder or a valid hub id") from None
+    if any(os.environ.get(v, "").upper() in OFFLINE_VALUES for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        raise IxmctsError(f"model {name!r}: not a local folder and not in the Hugging Face cache, and HF_HUB_OFFLINE is "
+                          "set; download it where the hub is reachable, or give a local folder")
+    try:
+        HfApi().model_info(name, timeout=10)
+    except GatedRepoError:
+        raise IxmctsError(f"model {name!r} is gated on the hub: accept its licence there and log in (`hf auth login`)") from None
+    except RepositoryNotFoundError:
+        raise IxmctsError(f"model {name!r}: no such model on the Hugging Face hub (or it is private: log in)") from None
+    except Exception as exc:  # the hub client raises httpx and OS errors for a missing network
+        raise IxmctsError(f"model {name!r}: cannot reach the Hugging Face hub to download it ({exc}); run where it is "
+                          "reachable, or set HF_HUB_OFFLINE=1 with the model cached, or give a local folder") from None
+    return name
 
 
 def _publish(build_dir: Path, target: Path) -> Path:

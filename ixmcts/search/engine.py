@@ -324,13 +324,19 @@ class SearchEngine:
             fh.write(gzip.compress(json.dumps(state, ensure_ascii=False).encode("utf-8"), mtime=0))
 
     def _load(self) -> None:
+        restart = "delete it to restart the search from the beginning"
         try:
+            # a truncated file raises EOFError; a whole gzip that is not a checkpoint, KeyError/TypeError
             state = json.loads(gzip.decompress(self.checkpoint.read_bytes()))
-        except (OSError, ValueError) as exc:
-            raise IxmctsError(f"{self.checkpoint}: unreadable search checkpoint ({exc}); delete it to start over") from None
-        if state["config"] != self.config.to_dict() or [t["condition"]["id"] for t in state["trees"]] != [t.condition.id for t in self.trees]:
-            raise IxmctsError(f"{self.checkpoint}: checkpoint belongs to a search with other settings; delete it to start over")
-        self.trees = [Tree.from_dict(t) for t in state["trees"]]
-        self.inflight = [Trajectory(**t) for t in state["inflight"]]
-        self.started, self.opened = state["started"], state["opened"]
-        self.stats = SearchStats(**state["stats"])
+            same = (state["config"] == self.config.to_dict()
+                    and [t["condition"]["id"] for t in state["trees"]] == [t.condition.id for t in self.trees])
+            if same:
+                trees = [Tree.from_dict(t) for t in state["trees"]]
+                inflight = [Trajectory(**t) for t in state["inflight"]]
+                started, opened, stats = state["started"], state["opened"], SearchStats(**state["stats"])
+        except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, (KeyError, TypeError, AttributeError)) else exc
+            raise IxmctsError(f"{self.checkpoint}: damaged search checkpoint ({reason}); {restart}") from None
+        if not same:
+            raise IxmctsError(f"{self.checkpoint}: checkpoint belongs to a search with other settings; {restart}")
+        self.trees, self.inflight, self.started, self.opened, self.stats = trees, inflight, started, opened, stats

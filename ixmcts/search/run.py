@@ -4,8 +4,9 @@ run the engine (resuming from a checkpoint), and write D_p and the trees. No MLf
 from __future__ import annotations
 
 import hashlib
-import sys
 import json
+import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,15 +16,16 @@ from tqdm.auto import tqdm
 from ..data import load_conditions
 from ..data.schema import Condition
 from ..errors import IxmctsError
-from ..io import cache_dir, code_fingerprint, write_jsonl
+from ..io import atomic_folder, cache_dir, check_output_folder, code_fingerprint, require_writable, write_jsonl
 from ..llm.backend import POLICY_SAMPLING, Sampling
 from ..llm.models import ModelSpec
-from ..scenarios import get_scenario
 from ..options import setting
+from ..scenarios import get_scenario
 from .engine import SearchConfig, SearchEngine
 from .pairs import extract_pairs
 
 DP_FILE, TREES_FILE, CONDITIONS_FILE, SUMMARY_FILE = "dp.jsonl", "trees.jsonl.gz", "conditions.jsonl", "summary.json"
+OUTPUT_FILES = {DP_FILE, TREES_FILE, CONDITIONS_FILE, SUMMARY_FILE}  # a search's output folder holds these only
 
 
 @dataclass
@@ -69,6 +71,15 @@ class SearchParams:
         check_backend(self.backend)
         if self.max_new_tokens < 1:
             raise IxmctsError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        # refused here, before any model loads (nan passes every comparison, so ask for finite numbers)
+        for name in ("c", "gamma", "pair_margin"):
+            if not math.isfinite(getattr(self, name)):
+                raise IxmctsError(f"{name} must be a finite number, got {getattr(self, name)}")
+        if self.pair_margin < 0:
+            raise IxmctsError(f"pair_margin must be at least 0, got {self.pair_margin}")
+        for name, least in (("num_conditions", 1), ("batch_size", 1), ("threads", 0)):
+            if getattr(self, name) < least:
+                raise IxmctsError(f"{name} must be at least {least}, got {getattr(self, name)}")
 
     def search_config(self, default_depth: int) -> SearchConfig:
         return SearchConfig(
@@ -102,7 +113,7 @@ def prepare_search(params: SearchParams):
     config = params.search_config(scenario.max_depth)
     conditions = load_conditions(params.scenario, params.conditions, None, data_dir=params.data_dir or None, seed=params.seed)
     # num_conditions counts the whole search; shard i takes conditions i, i+n, … of those
-    conditions = conditions[: params.num_conditions or None][params.shard :: params.num_shards]
+    conditions = conditions[: params.num_conditions][params.shard :: params.num_shards]
     if not conditions:
         raise IxmctsError(f"shard {params.shard} of {params.num_shards} has no user conditions")
     return scenario, config, conditions
@@ -115,11 +126,16 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
     from ..llm import make_backends
 
     scenario, config, conditions = prepare_search(params)
+    output_dir = Path(output_dir)
+    check_output_folder(output_dir, OUTPUT_FILES)  # before the search, not after it
     policy_spec = policy_spec or ModelSpec(params.policy_model)
     simulator_spec = simulator_spec or ModelSpec(params.simulator_model or params.policy_model)
     policy_spec.check(), simulator_spec.check()
     key = f"{params.digest(conditions)}-{policy_spec.digest()[:6]}{simulator_spec.digest()[:6]}"
-    checkpoint = Path(params.checkpoint_dir or cache_dir("search", key)) / "checkpoint.json.gz"
+    # the folder is made at the first save, so a model that fails to load leaves none behind
+    if params.checkpoint_dir:
+        require_writable(params.checkpoint_dir, "checkpoint_dir")
+    checkpoint = Path(params.checkpoint_dir or cache_dir("search", key, create=False)) / "checkpoint.json.gz"
     backends = make_backends({"policy": policy_spec, "simulator": simulator_spec}, params.backend,
                              batch_size=params.batch_size, threads=params.threads or None)
     policy, simulator = backends["policy"], backends["simulator"]
@@ -141,6 +157,7 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
     start = time.perf_counter()
     engine = SearchEngine(scenario, policy, simulator, conditions, config, checkpoint=checkpoint, on_step=on_step)
     resumed_at = engine.stats.steps
+    resumed_generation_sec = engine.stats.generation_sec  # spent by earlier processes: not in this wall time
     if resumed_at:
         tqdm.write(f"resuming the search from {checkpoint} at step {resumed_at}", file=sys.stderr)
     engine.run()
@@ -149,11 +166,7 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
         bar.close()
     wall = time.perf_counter() - start
 
-    output_dir = Path(output_dir)
     pairs = extract_pairs(engine.trees, scenario, margin=params.pair_margin)
-    write_jsonl(output_dir / CONDITIONS_FILE, (c.to_dict() for c in conditions))
-    write_jsonl(output_dir / TREES_FILE, (t.to_dict() for t in engine.trees))
-    write_jsonl(output_dir / DP_FILE, pairs)
     s = engine.stats
     metrics = {
         "search/trees": len(engine.trees), "search/nodes": sum(len(t.nodes) for t in engine.trees),
@@ -162,9 +175,18 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
         "search/engaged_trajectories": s.engaged_trajectories, "search/pruned_trajectories": s.pruned_trajectories,
         "search/ended_without_state": s.ended_without_state,
         "search/steps": s.steps, "search/resumed_at_step": resumed_at,
-        "search/wall_sec": wall, "search/generation_share": s.generation_sec / wall if wall else 0.0,
+        "search/wall_sec": wall,  # this process's; generation_share is of the same time
+        "search/generation_share": (s.generation_sec - resumed_generation_sec) / wall if wall else 0.0,
         "search/mean_reward": sum(t.root.Q for t in engine.trees) / max(1, sum(t.root.N for t in engine.trees)),
     }
-    (output_dir / SUMMARY_FILE).write_text(json.dumps({"metrics": metrics, "config": config.to_dict(),
-                                                       "params": asdict(params), "checkpoint": str(checkpoint)}, indent=2))
+    try:
+        with atomic_folder(output_dir) as staging:  # all four files replace the previous ones at once, or none does
+            write_jsonl(staging / CONDITIONS_FILE, (c.to_dict() for c in conditions))
+            write_jsonl(staging / TREES_FILE, (t.to_dict() for t in engine.trees))
+            write_jsonl(staging / DP_FILE, pairs)
+            (staging / SUMMARY_FILE).write_text(json.dumps({"metrics": metrics, "config": config.to_dict(),
+                                                            "params": asdict(params), "checkpoint": str(checkpoint)}, indent=2))
+    except OSError as exc:
+        raise IxmctsError(f"{output_dir}: could not write the search's outputs ({exc.strerror or exc}); the previous outputs "
+                          f"there are unchanged; rerun the same command to write them from the checkpoint {checkpoint}") from None
     return SearchOutcome(output_dir, config, conditions, len(pairs), metrics)

@@ -106,3 +106,22 @@ def upstream(run_id: str, stage: str | tuple[str, ...], scenario: str | None, ro
 
 def download(run_id: str, path: str, dst: str) -> str:
     return mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=dst)
+
+
+def record_error(message: str) -> None:
+    """Tag the stage's run ``ixmcts.error`` with why the entry point stopped, so the UI shows
+    it: the run ``mlflow run`` created before the entry point started (a refusal leaves it
+    FAILED), or the one this process opened. Nothing without a run; never raises, since the
+    error being reported matters more than its tag."""
+    if not is_main_process():
+        return
+    try:
+        run_id = os.environ.get("MLFLOW_RUN_ID")
+        if not run_id:
+            last = mlflow.last_active_run()
+            run_id = last.info.run_id if last else None
+        if run_id:
+            configure()
+            mlflow.MlflowClient().set_tag(run_id, f"{TAG}error", message[:5000])  # MLflow caps tag values at 8,000
+    except Exception:  # noqa: BLE001
+        pass
