@@ -234,3 +234,32 @@ def test_options_are_documented_from_the_config_with_the_papers_symbol_and_secti
         text = " ".join(CliRunner().invoke(command, args).output.split())
         assert "K: live model nodes kept per depth per tree (paper 81, §4.6)" in text
         assert "e: policy samples per expansion (paper 3, §4.6)" in text
+
+
+@pytest.mark.parametrize("profile_name", ["cpu", "paper"])
+def test_each_stage_reads_back_exactly_the_plan_main_passes_through_the_mlproject(profile_name, tmp_path):
+    """main → `mlflow run` (the MLproject renders the command) → the entry point's options →
+    the stage's Config: every value arrives unchanged (strings, booleans, √2 included)."""
+    import importlib
+    import shlex
+
+    from mlflow.projects._project_spec import load_project
+
+    from ixmcts.options import build, flatten
+    from ixmcts.profiles import resolve_stage, stages
+
+    sys.path.insert(0, str(ROOT / "entrypoints"))
+    resolved = plan("p4g", profile_name, str(P4G_REAL))
+    project = load_project(str(ROOT))
+    wiring = {"sft": {"role": "policy"}, "search": {"policy_run": "RUN", "simulator_run": "RUN"}, "reward": {"search_run": "RUN"},
+              "preference": {"policy_run": "RUN", "reward_run": "RUN"}, "align": {"policy_run": "RUN", "preference_run": "RUN"},
+              "evaluate": {"method": "sft", "policy_run": "RUN", "simulator_run": "RUN"}}
+    for stage, cls in stages().items():
+        params = {k: str(v) for k, v in {"scenario": "p4g", "profile": profile_name, **resolved[stage], **wiring[stage]}.items()}
+        argv = shlex.split(project.get_entry_point(stage).compute_command(params, str(tmp_path)))
+        args = argv[argv.index(next(a for a in argv if a.startswith("--"))):]
+        command = importlib.import_module(stage).main
+        given = command.make_context(stage, args).params
+        settings = {k: v for k, v in given.items() if k in resolved[stage]}
+        config = build(cls, {**resolve_stage(profile_name, "p4g", stage, settings), "scenario": "p4g"})
+        assert {k: v for k, v in flatten(config).items() if k != "scenario"} == resolved[stage], stage
