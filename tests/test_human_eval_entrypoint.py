@@ -194,3 +194,26 @@ def test_stopping_mlflow_run_by_its_process_group_still_logs_the_study(signals, 
     assert run.data.metrics["human/ratings"] == 2
     table5 = open(client.download_artifacts(run.info.run_id, "human/table5.md", str(tmp_path))).read()
     assert "| Aligned | 1 |" in table5 and "| SFT | 1 |" in table5
+
+
+def test_the_finish_guard_undoes_only_the_launchers_late_failed(tracking_env):
+    """What an interrupted `mlflow run` parent does after the entry point exited (marks the run
+    FAILED although it is FINISHED) is undone once that parent is gone; a run that the entry
+    point did not finish is left as it is."""
+    from ixmcts.tracking import finish_guard
+
+    client = MlflowClient(tracking_env)
+    finished = fake_run("human-eval", "esc")
+    end_time = client.get_run(finished).info.end_time
+    launcher = subprocess.Popen([sys.executable, "-c", "import sys, time; from mlflow import MlflowClient; time.sleep(1); "
+                                 "MlflowClient(sys.argv[1]).set_terminated(sys.argv[2], 'FAILED')", tracking_env, finished])
+    assert finish_guard.keep_finished(finished, launcher.pid, wait_s=60, grace_s=0.5)
+    launcher.wait()
+    run = client.get_run(finished)
+    assert run.info.status == "FINISHED" and run.info.end_time == end_time
+    assert "FAILED" in run.data.tags[finish_guard.RESTORED_TAG]
+
+    failed = fake_run("human-eval", "esc")
+    client.set_terminated(failed, "FAILED")  # the entry point itself failed: nothing to keep
+    assert not finish_guard.keep_finished(failed, os.getpid(), wait_s=1)
+    assert client.get_run(failed).info.status == "FAILED"
