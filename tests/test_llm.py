@@ -123,6 +123,41 @@ def test_prefix_cache_evicts_the_least_recently_used_prompts():
     assert cache.bytes <= cache.max_bytes
 
 
+def test_prefix_cache_entries_share_the_positions_they_extend():
+    """An entry that extends another (a prompt's sample, a conversation one turn deeper)
+    holds only its new positions; shared pieces count once and live while any entry uses them."""
+    from ixmcts.llm.backend import PrefixCache
+
+    entry = lambda n, fill=0.0: [(torch.full((1, n, 2), fill), torch.full((1, n, 2), fill))]  # noqa: E731  (16 bytes a token)
+    cache = PrefixCache(max_bytes=200)
+    cache.store([1, 2, 3, 4], entry(4))
+    cache.store([1, 2, 3, 4, 5, 6], entry(2, 1.0), base=(1, 2, 3, 4), base_length=4)
+    cache.store([1, 2, 3, 4, 7, 8], entry(2, 2.0), base=(1, 2, 3, 4), base_length=4)
+    assert cache.bytes == 64 + 32 + 32
+    found = cache.longest([1, 2, 3, 4, 5, 6, 9])
+    assert found.length == 6 and [start for start, _ in found.parts] == [0, 4]
+    assert torch.cat([kv[0][0] for _, kv in found.parts], dim=1)[0, :, 0].tolist() == [0, 0, 0, 0, 1, 1]
+    # over budget (208 bytes): the least recently used entries go, [1, 2, 3, 4] first, but its piece
+    # stays (and counts) while [1, 2, 3, 4, 5, 6] uses it; then [1, 2, 3, 4, 7, 8] frees its own 32 bytes
+    cache.store([9, 9, 9, 9, 9], entry(5))
+    assert cache.bytes == 64 + 32 + 80 and len(cache.entries) == 2
+    assert cache.longest([1, 2, 3, 4, 5, 6, 1]).length == 6 and cache.longest([1, 2, 3, 4, 7, 8, 1]).length == 4
+
+
+def test_a_reply_is_not_prefilled_again_when_the_conversation_goes_on(tiny_model):
+    """A finished completion's KV stays in the prefix cache, so the next turn's prompt, which
+    carries that reply, reuses it; the samples are those of a backend without the cache."""
+    cached = TransformersBackend(tiny_model, batch_size=2, threads=1, prefix_cache_mb=64)
+    plain = TransformersBackend(tiny_model, batch_size=2, threads=1, prefix_cache_mb=0)
+    greedy = Sampling(temperature=0.0, top_p=1.0, top_k=0, max_new_tokens=10)
+    ((reply,),) = cached.generate([CHAT], 1, greedy)
+    follow = CHAT + [{"role": "assistant", "content": reply}, {"role": "user", "content": "Go on."}]
+    prompt_tokens = len(cached.tokenizer(cached.render(CHAT), add_special_tokens=False).input_ids)
+    before = cached.prefix_cache.reused_tokens
+    assert cached.generate([follow], 2, Sampling(max_new_tokens=10), seed=3) == plain.generate([follow], 2, Sampling(max_new_tokens=10), seed=3)
+    assert cached.prefix_cache.reused_tokens - before > prompt_tokens  # the reply's tokens came from the cache
+
+
 def test_greedy_decoding_matches_transformers_generate_under_left_padding(backend):
     """The own decoding loop (cache, positions, padding, finished rows leaving the batch)
     computes what ``model.generate`` computes."""

@@ -14,7 +14,7 @@ import hashlib
 import time
 from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass
-from typing import Protocol, Sequence
+from typing import NamedTuple, Protocol, Sequence
 
 Messages = list[dict]  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
 
@@ -115,23 +115,44 @@ def candidates(scores, sampling: Sampling):
     return values, ids
 
 
+class _Chunk:
+    """KV states of consecutive positions ``[start, start + length)``, shared by every cache
+    entry whose tokens run through them (a prompt, its longer continuations, its samples)."""
+
+    def __init__(self, start: int, kv: list):
+        self.start, self.kv, self.refs = start, kv, 0
+        self.bytes = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
+
+
+class Prefix(NamedTuple):
+    """The longest cached prefix of a prompt: its length, its KV as ``(start, [(k, v) per
+    layer])`` pieces in order, and the entry it came from."""
+
+    length: int
+    parts: list | None
+    key: tuple | None = None
+
+
 class PrefixCache:
-    """KV states of recent prompts, so that a prompt extending one seen before (the same
-    conversation one turn deeper, in the search) prefills only the tokens it adds.
-    Least recently used entries go first once ``max_bytes`` is reached."""
+    """KV states of recent prompts and completions, so that a prompt extending one seen before
+    (the same conversation one turn deeper, in the search and the evaluation) prefills only the
+    tokens it adds. An entry that extends another stores only its new positions and shares the
+    rest (siblings share their prompt; a conversation shares its history), so memory grows with
+    the new tokens, not with the conversations' lengths. Least recently used entries go first
+    once ``max_bytes`` (counted over the distinct pieces still held) is reached."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self.entries: OrderedDict[tuple[int, ...], tuple] = OrderedDict()  # ids -> (ids array, [(k, v)] per layer)
+        self.entries: OrderedDict[tuple[int, ...], tuple] = OrderedDict()  # ids -> (ids array, [(chunk, end)])
         self.bytes = 0
         self.hits = self.reused_tokens = 0
 
-    def longest(self, ids: list[int]) -> tuple[int, list | None]:
+    def longest(self, ids: list[int]) -> Prefix:
         """The longest cached prefix of ``ids`` (at most all but the last token) and its KV."""
         import numpy as np
 
         query, best, found = np.asarray(ids), 0, None
-        for key, (arr, kv) in self.entries.items():
+        for key, (arr, _) in self.entries.items():
             m = min(len(arr), len(query) - 1)
             if m <= best:
                 continue
@@ -140,23 +161,41 @@ class PrefixCache:
             if lcp > best:
                 best, found = lcp, key
         if found is None:
-            return 0, None
+            return Prefix(0, None)
         self.entries.move_to_end(found)
         self.hits, self.reused_tokens = self.hits + 1, self.reused_tokens + best
-        return best, [(k[:, :best], v[:, :best]) for k, v in self.entries[found][1]]
+        parts = [(chunk.start, [(k[:, : min(end, best) - chunk.start], v[:, : min(end, best) - chunk.start])
+                                for k, v in chunk.kv])
+                 for chunk, end in self.entries[found][1] if chunk.start < best]
+        return Prefix(best, parts, found)
 
-    def store(self, ids: list[int], kv: list) -> None:
+    def store(self, ids: list[int], kv: list, base: tuple | None = None, base_length: int = 0) -> None:
+        """Keep the KV of ``ids``: ``kv`` covers its positions from ``base_length`` on, and the
+        first ``base_length`` come from the entry ``base`` (skipped when that entry is gone)."""
         import numpy as np
 
         key = tuple(ids)
-        size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
-        if key in self.entries or size > self.max_bytes:
+        if key in self.entries:
             return
-        self.entries[key] = (np.asarray(ids), kv)
-        self.bytes += size
+        pieces = []
+        if base_length:
+            if base not in self.entries:
+                return
+            pieces = [(chunk, min(end, base_length)) for chunk, end in self.entries[base][1] if chunk.start < base_length]
+        chunk = _Chunk(base_length, kv)
+        if chunk.bytes > self.max_bytes:
+            return
+        pieces.append((chunk, len(ids)))
+        for c, _ in pieces:
+            c.refs += 1
+        self.bytes += chunk.bytes
+        self.entries[key] = (np.asarray(ids), pieces)
         while self.bytes > self.max_bytes:
             _, (_, old) = self.entries.popitem(last=False)
-            self.bytes -= sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in old)
+            for c, _ in old:
+                c.refs -= 1
+                if c.refs == 0:
+                    self.bytes -= c.bytes
 
 
 class TransformersBackend:
@@ -234,38 +273,39 @@ class TransformersBackend:
 
         from .kv_cache import RoomyCache
 
-        reuse = [self.prefix_cache.longest(ids) if self.prefix_cache else (0, None) for ids in prompts]
-        past = max(c for c, _ in reuse)
-        new = [ids[c:] for ids, (c, _) in zip(prompts, reuse)]
+        reuse = [self.prefix_cache.longest(ids) if self.prefix_cache else Prefix(0, None) for ids in prompts]
+        past = max(r.length for r in reuse)
+        new = [ids[r.length:] for ids, r in zip(prompts, reuse)]
         rows, width = len(prompts), max(len(x) for x in new)
         self.stats.prefill_tokens += sum(len(x) for x in new)
         input_ids = torch.full((rows, width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
         mask = torch.zeros((rows, past + width), dtype=torch.long)
         positions = torch.zeros((rows, width), dtype=torch.long)  # pads stay 0: they are masked
-        for i, (ids, (c, _)) in enumerate(zip(new, reuse)):
+        for i, (ids, (c, *_)) in enumerate(zip(new, reuse)):
             input_ids[i, width - len(ids):] = torch.tensor(ids)
             mask[i, past - c : past] = 1
             mask[i, past + width - len(ids):] = 1
             positions[i, width - len(ids):] = torch.arange(c, c + len(ids))
         cache = RoomyCache(self.model.config.num_hidden_layers, room=past + width + room)
         if past:
-            template = next(kv for _, kv in reuse if kv)
+            template = next(r.parts[0][1] for r in reuse if r.parts)
             for layer, (k0, v0) in enumerate(template):
                 k = k0.new_zeros((rows, k0.shape[0], past, k0.shape[2]))
                 v = v0.new_zeros((rows, v0.shape[0], past, v0.shape[2]))
-                for i, (c, kv) in enumerate(reuse):
-                    if c:
-                        k[i, :, past - c :], v[i, :, past - c :] = kv[layer]
+                for i, r in enumerate(reuse):
+                    for start, kv in r.parts or ():
+                        at, (ks, vs) = past - r.length + start, kv[layer]
+                        k[i, :, at : at + ks.shape[1]], v[i, :, at : at + vs.shape[1]] = ks, vs
                 cache.layers[layer].update(k, v)
         mask = mask.to(self.device)
         out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask, position_ids=positions.to(self.device),
                          cache=cache, use_cache=True, logits_to_keep=1)
         cache = out.cache  # (transformers 5 names the KV cache `cache`)
-        if self.prefix_cache is not None:
-            for i, ids in enumerate(prompts):
-                real = mask[i].nonzero().squeeze(-1)
-                self.prefix_cache.store(ids, [(k[i].index_select(1, real), v[i].index_select(1, real))
-                                              for k, v, *_ in cache])
+        if self.prefix_cache is not None:  # each prompt's new positions, on top of the entry it reused
+            for i, (ids, r) in enumerate(zip(prompts, reuse)):
+                added = mask[i].nonzero().squeeze(-1)[r.length:]
+                self.prefix_cache.store(ids, [(k[i].index_select(1, added), v[i].index_select(1, added))
+                                              for k, v, *_ in cache], base=r.key, base_length=r.length)
         return cache, out.logits[:, -1, :].float(), mask
 
     def _decode(self, jobs: list["_Job"], capacity: int) -> list[list[list[int]]]:
@@ -299,6 +339,8 @@ class TransformersBackend:
                     row.steps += 1
                     if not d and row.steps < row.sampling.max_new_tokens:
                         keep.append(pos)
+                    elif self.prefix_cache is not None:
+                        self._remember(batch, pos, jobs[row.job].ids, out[row.job][row.sample])
                 if not keep:
                     batch = None
                     self.stats.decode_sec += time.perf_counter() - start
@@ -319,6 +361,18 @@ class TransformersBackend:
                 self.stats.decode_context += batch.mask.shape[1]
                 self.stats.decode_sec += time.perf_counter() - start
         return out
+
+    def _remember(self, batch: "_Batch", pos: int, prompt: list[int], tokens: list[int]) -> None:
+        """Keep a finished row's KV (its prompt and the sampled tokens run through the model)
+        in the prefix cache, on top of its prompt's entry: the next turn's prompt carries this
+        completion (a conversation's reply is its next prompt's history)."""
+        real = batch.mask[pos].nonzero().squeeze(-1)
+        fed = tokens[: real.numel() - len(prompt)]  # a row cut at max_new_tokens never ran its last token
+        if not fed:
+            return
+        added = real[len(prompt):]
+        self.prefix_cache.store(prompt + fed, [(layer.keys[pos].index_select(1, added), layer.values[pos].index_select(1, added))
+                                              for layer in batch.cache.layers], base=tuple(prompt), base_length=len(prompt))
 
     def _start(self, jobs: list["_Job"], numbers: list[int]) -> "_Batch":
         """Prefill the jobs' prompts (once each) and give every sample a row of its own."""
