@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import P4G_REAL, ROOT
+from conftest import ROOT
 from ixmcts.errors import IxmctsError
 
 LORA = {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "lora_targets": "all-linear"}
@@ -90,8 +90,17 @@ PAPER = {
 }
 
 
+def p4g_data(folder):
+    """A folder with the two CSVs a P4G corpus has (the plan checks they are there; no stage runs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("full_dialog.csv", "full_info.csv"):
+        (folder / name).write_text("")
+    return folder
+
+
 def esc_data(folder):
     """A folder as `prepare`/`annotate` leave it: PsyQA and the annotated PsyDTCorpus."""
+    folder.mkdir(parents=True, exist_ok=True)
     for name in ("PsyQA_full.json", "PsyDTCorpus_train_mulit_turn_packing_annotated.json"):
         (folder / name).write_text("[]")
     return folder
@@ -99,13 +108,13 @@ def esc_data(folder):
 
 @pytest.mark.parametrize("scenario", ["p4g", "esc"])
 def test_paper_plan_has_the_papers_settings(scenario, tmp_path):
-    data = str(P4G_REAL) if scenario == "p4g" else str(esc_data(tmp_path))
+    data = str(p4g_data(tmp_path) if scenario == "p4g" else esc_data(tmp_path))
     resolved = plan(scenario, "paper", data)
     for stage, expected in PAPER[scenario].items():
         assert {k: resolved[stage][k] for k in expected} == expected, stage
     search, evaluate = resolved["search"], resolved["evaluate"]
     if scenario == "p4g":  # ~700 personas synthesized from the corpus's persuadees (§4.6)
-        assert search["data_dir"] == evaluate["data_dir"] == str(P4G_REAL.resolve()) == resolved["sft"]["data"]
+        assert search["data_dir"] == evaluate["data_dir"] == str(tmp_path.resolve()) == resolved["sft"]["data"]
         assert evaluate["conditions"] == "synth"
     else:  # PsyQA descriptions; SFT on PsyDTCorpus with the annotated help-seeker states (appendix A.1)
         assert search["conditions"] == evaluate["conditions"] == str(tmp_path.resolve() / "PsyQA_full.json")
@@ -164,14 +173,15 @@ def cli(*args, env=None):
 
 
 def test_ixmcts_plan_prints_the_paper_plan_without_loading_a_model(tmp_path):
-    proc = cli("--scenario", "p4g", "--profile", "paper", "--data-dir", str(P4G_REAL))
+    corpus = p4g_data(tmp_path / "p4g")
+    proc = cli("--scenario", "p4g", "--profile", "paper", "--data-dir", str(corpus))
     assert proc.returncode == 0, proc.stderr
     assert "IMPORTED []" in proc.stderr
     printed = json.loads(proc.stdout)
-    assert printed == plan("p4g", "paper", str(P4G_REAL))
+    assert printed == plan("p4g", "paper", str(corpus))
     assert printed["search"]["K"] == 81 and printed["evaluate"]["num_interactions"] == 128
 
-    esc = cli("--scenario", "esc", "--profile", "paper", "--data-dir", str(esc_data(tmp_path)),
+    esc = cli("--scenario", "esc", "--profile", "paper", "--data-dir", str(esc_data(tmp_path / "esc")),
               "--overrides", '{"search": {"backend": "vllm"}}')
     assert esc.returncode == 0, esc.stderr
     assert json.loads(esc.stdout)["search"]["backend"] == "vllm" and json.loads(esc.stdout)["search"]["T"] == 25
@@ -249,7 +259,7 @@ def test_each_stage_reads_back_exactly_the_plan_main_passes_through_the_mlprojec
     from ixmcts.profiles import resolve_stage, stages
 
     sys.path.insert(0, str(ROOT / "entrypoints"))
-    resolved = plan("p4g", profile_name, str(P4G_REAL))
+    resolved = plan("p4g", profile_name, str(p4g_data(tmp_path)))
     project = load_project(str(ROOT))
     wiring = {"sft": {"role": "policy"}, "search": {"policy_run": "RUN", "simulator_run": "RUN"}, "reward": {"search_run": "RUN"},
               "preference": {"policy_run": "RUN", "reward_run": "RUN"}, "align": {"policy_run": "RUN", "preference_run": "RUN"},
