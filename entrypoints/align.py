@@ -17,8 +17,8 @@ from ixmcts.options import flatten, reports_errors
 from ixmcts.train.dpo import train_dpo
 
 
-@click.command()
-@click.option("--policy-run", required=True, help="run id of the policy's SFT run (start and reference)")
+@click.command(help=__doc__)  # the module's description, under --help
+@click.option("--policy-run", required=True, help="the SFT policy (start and reference): its run id or models:/ixmcts-<scenario>-policy@sft")
 @click.option("--preference-run", required=True, help="run id of the preference run whose D is trained on")
 @stage_options("align")
 @num_processes_option
@@ -33,20 +33,23 @@ def main(scenario, policy_run, preference_run, profile_name, num_processes, **se
                           f"from {preference.data.tags.get('ixmcts.base_model')!r}: the base models do not match")
     relaunch(num_processes)
     with tempfile.TemporaryDirectory(prefix="ixmcts-align-") as tmp:
-        pairs = read_jsonl(tracking.download(preference_run, "data/d.jsonl", tmp))
+        d_path = tracking.download(preference_run, "data/d.jsonl", tmp)
+        pairs = read_jsonl(d_path)
         if not pairs:
             raise IxmctsError(f"preference run {preference_run}: D is empty, so there is nothing to align on")
         sft_spec = tracking.model_spec_of(policy, tmp)
-        with tracking.stage_run("align", scenario, profile=profile_name, method="aligned", reward="engagement") as run:
+        with tracking.stage_run("align", scenario, profile=profile_name, system_metrics=True, method="aligned",
+                                reward="engagement") as run:
             tracking.tag_upstream(policy=policy_run, preference=preference_run)
+            tracking.log_upstream_dataset(d_path, preference_run, "data/d.jsonl", "D", "training", json_columns=("context",))
             tracking.log_params({"base_model": base, "num_pairs": len(pairs), **flatten(config)})
             adapter = str(Path(tmp) / "dpo")
-            curves = train_dpo(sft_spec, pairs, config, adapter)
+            curves = train_dpo(sft_spec, pairs, config, adapter, on_log=tracking.log_training_step)
             if not adapter_saved(adapter, base):
                 return  # another rank of a data-parallel launch: rank 0 logs
-            for key, points in curves.items():
-                tracking.log_curve("train/" + key.replace("/", "_"), points)
-            tracking.log_adapters_and_model(ModelSpec(base, sft_spec.adapters + (adapter,)))
+            tracking.log_finals(curves)
+            tracking.log_adapters_and_model(ModelSpec(base, sft_spec.adapters + (adapter,)),
+                                            register=(tracking.registered_name(scenario, "policy"), "aligned"))
     margins = curves["rewards/margins"]
     print(f"\nalign run {run.info.run_id}: DPO on {len(pairs)} pairs, reward margin "
           f"{margins[0][1]:.3f} → {margins[-1][1]:.3f}" if margins else f"\nalign run {run.info.run_id}")

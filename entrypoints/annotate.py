@@ -18,11 +18,11 @@ from ixmcts.annotate import AnnotateConfig, annotate_corpus
 from ixmcts.errors import IxmctsError
 
 
-@click.command()
+@click.command(help=__doc__)  # the module's description, under --help
 @click.option("--input", "source", required=True, help="PsyDTCorpus JSON file")
 @click.option("--output", default="", help="annotated JSON (default: <input stem>_annotated.json here)")
 @click.option("--base-url", required=True, help="OpenAI-compatible API root, e.g. http://localhost:8000/v1")
-@click.option("--model", default="gpt-4o", show_default=True)
+@click.option("--model", default="gpt-4o", show_default=True, help="the annotating LLM (the paper used GPT-4o)")
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="environment variable holding the key")
 @click.option("--language", default="zh", show_default=True, help="state format language: zh (paper) | en")
 @click.option("--max-dialogues", default=0, type=int, help="annotate only the first N (0: all)")
@@ -41,11 +41,9 @@ def main(source, output, base_url, model, api_key_env, language, max_dialogues, 
         tracking.log_params({"input": source, "output": str(output), "base_url": base_url, "model": model,
                              "language": language, "max_dialogues": max_dialogues, "temperature": config.temperature})
         stats = annotate_corpus(source, output, config)
-        import mlflow
-
-        mlflow.log_metrics({"annotate/dialogues": stats["dialogues"], "annotate/states": stats["states"],
-                            "annotate/resumed": stats["resumed"]})
-        mlflow.log_artifact(str(output), artifact_path="data")
+        tracking.log_metrics({"annotate/dialogues": stats["dialogues"], "annotate/states": stats["states"],
+                              "annotate/resumed": stats["resumed"]})
+        tracking.log_artifact(str(output), artifact_path="data")
     print(f"annotated {stats['states']} help-seeker states in {stats['dialogues']} dialogues → {output}")
 
 

@@ -25,12 +25,12 @@ METHODS = ("sft", "bon", "aligned")
 BON_REWARDS = ("engagement", "strategy", "knowledge")
 
 
-@click.command()
+@click.command(help=__doc__)  # the module's description, under --help
 @click.option("--method", default="sft", show_default=True, help="sft | bon | aligned")
 @click.option("--reward", default="engagement", show_default=True, help="BoN reranking: engagement | strategy | knowledge")
-@click.option("--policy-run", default="", help="SFT policy run (sft, bon)")
-@click.option("--aligned-run", default="", help="align run (aligned)")
-@click.option("--reward-run", default="", help="reward model run (bon with reward=engagement)")
+@click.option("--policy-run", default="", help="SFT policy (sft, bon): run id or models:/ixmcts-<scenario>-policy@sft")
+@click.option("--aligned-run", default="", help="aligned policy (aligned): run id or models:/ixmcts-<scenario>-policy@aligned")
+@click.option("--reward-run", default="", help="reward model (bon with reward=engagement): run id or models:/ixmcts-<scenario>-reward@engagement")
 @click.option("--simulator-run", default="", help="SFT simulator run (empty: simulator_model, prompted)")
 @stage_options("evaluate")
 @reports_errors
@@ -100,13 +100,14 @@ def main(scenario, profile_name, method, reward, policy_run, aligned_run, reward
         bar.close()
         write_jsonl(Path(tmp) / "interactions.jsonl", records)
         write_jsonl(Path(tmp) / "conditions.jsonl", (c.to_dict() for c in held_out))
-        tracking.log_jsonl_dataset(Path(tmp) / "conditions.jsonl", "eval-conditions", "evaluate.conditions",
+        tracking.log_jsonl_dataset(Path(tmp) / "conditions.jsonl", "eval-conditions", "evaluation",
                                    json_columns=("attributes",))
-        import mlflow
-
-        mlflow.log_artifact(str(Path(tmp) / "interactions.jsonl"), artifact_path="data")
+        tracking.log_artifact(str(Path(tmp) / "interactions.jsonl"), artifact_path="data")
         metrics = summarize(records, scenario, seed=seed)
-        mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # a NaN (no engaging dialogue) stays missing
+        # SFT and Aligned are the policy itself: their engagement is also its LoggedModel's
+        # (BoN is the policy plus a reranker, so it stays on the run only)
+        model_id = tracking.logged_model_id(policy) if method in ("sft", "aligned") else None
+        tracking.log_metrics(metrics, model_id=model_id)  # a NaN (no engaging dialogue) stays missing
     key = f"eval/{sc.headline_metric}"
     print(f"\nevaluate run {run.info.run_id}: {method}{'/' + reward if method == 'bon' else ''} "
           f"{key.split('/')[1]} = {metrics[key]:.3f} [{metrics[key + '_ci_low']:.3f}, {metrics[key + '_ci_high']:.3f}] "

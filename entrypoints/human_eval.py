@@ -27,33 +27,31 @@ from ixmcts.tracking import finish_guard
 
 def log_study_data(store, name_a: str, name_b: str) -> dict[str, int]:
     """Export the database into the run; Table 5, Figure 3 and kappa once there are ratings."""
-    import mlflow
-
     with tempfile.TemporaryDirectory(prefix="ixmcts-human-") as tmp:
         files = store.export(tmp)
         counts = store.counts()
-        mlflow.log_metrics({f"human/{k}": v for k, v in counts.items()})
+        tracking.log_metrics({f"human/{k}": v for k, v in counts.items()})
         if counts["ratings"]:
             result = report.write_report(files["ratings"], files["annotations"], name_b, name_a, tmp)
             files.update(zip(("table5", "figure3"), result["files"]))
             for row in result["table"]:
                 for dim in report.DIMENSIONS:
-                    mlflow.log_metric(f"human/{row['model']}_{dim}", row[dim])
+                    tracking.log_metrics({f"human/{row['model']}_{dim}": row[dim]})
             for dim, w in result["wins"].items():
-                mlflow.log_metric(f"human/win_rate_{dim}", w["win"])
+                tracking.log_metrics({f"human/win_rate_{dim}": w["win"]})
             for name, (kappa, _) in result["kappas"].items():
-                mlflow.log_metric("human/kappa_with_imcts" if "MCTS" in name else "human/kappa", kappa)
+                tracking.log_metrics({"human/kappa_with_imcts" if "MCTS" in name else "human/kappa": kappa})
         for f in files.values():
-            mlflow.log_artifact(str(f), artifact_path="human")
+            tracking.log_artifact(str(f), artifact_path="human")
     return counts
 
 
-@click.command()
+@click.command(help=__doc__)  # the module's description, under --help
 @dataclass_options(StudyParams, STUDY_HELP)
 @click.option("--model-a-run", default="", help="the first policy: an SFT (policy) or align run id")
 @click.option("--model-b-run", default="", help="the second policy: an SFT (policy) or align run id")
 @click.option("--name-a", default="SFT", show_default=True, help="the first policy's name in the data (never shown to raters)")
-@click.option("--name-b", default="Aligned", show_default=True)
+@click.option("--name-b", default="Aligned", show_default=True, help="the second model's name in ratings.csv (never shown to raters)")
 @click.option("--pairs-run", default="", help="search (or merge) run whose D_p annotators label (empty: no annotation)")
 @click.option("--profile", default="cpu", show_default=True, help="profile tag recorded on the run")
 @reports_errors

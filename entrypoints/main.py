@@ -36,19 +36,15 @@ def _logged(value: str | None) -> str:
 
 def find_finished(experiment_id: str, entry_point: str, params: dict, code: str):
     """A FINISHED run of ``entry_point`` with exactly these parameters and this code version."""
-    import mlflow
-
     query = (f"tags.`mlflow.project.entryPoint` = '{entry_point}' and tags.`ixmcts.code` = '{code}' "
              "and attributes.status = 'FINISHED'")
-    for run in mlflow.search_runs([experiment_id], filter_string=query, order_by=["start_time DESC"], output_format="list"):
+    for run in tracking.find_runs(query, experiment_id=experiment_id):
         if all(_logged(run.data.params.get(k)) == str(v) for k, v in params.items()):
             return run
     return None
 
 
 def run_stage(label: str, entry_point: str, params: dict, experiment_id: str, force: bool, code: str) -> str:
-    import mlflow
-
     params = {k: str(v) for k, v in params.items()}
     if not force:
         found = find_finished(experiment_id, entry_point, params, code)
@@ -56,22 +52,18 @@ def run_stage(label: str, entry_point: str, params: dict, experiment_id: str, fo
             print(f"[main] {label}: reusing finished run {found.info.run_id} (same parameters and code)", flush=True)
             return found.info.run_id
     print(f"[main] {label}: running {entry_point} {params}", flush=True)
-    submitted = mlflow.projects.run(PROJECT, entry_point=entry_point, parameters=params, env_manager="local",
-                                    experiment_id=experiment_id, synchronous=True)
-    return submitted.run_id
+    return tracking.run_entry_point(PROJECT, entry_point, params, experiment_id)
 
 
-@click.command()
-@click.option("--scenario", default="p4g", show_default=True)
-@click.option("--profile", "profile_name", default="cpu", show_default=True)
+@click.command(help=__doc__)  # the module's description, under --help
+@click.option("--scenario", default="p4g", show_default=True, help="esc | p4g")
+@click.option("--profile", "profile_name", default="cpu", show_default=True, help="paper | cpu | repro-cpu: the settings every stage starts from")
 @click.option("--force", default=False, type=bool, show_default=True, help="recompute every stage")
 @click.option("--overrides", default="{}", help='JSON: extra parameters per stage, e.g. {"sft": {"max_steps": 6}}')
 @click.option("--data-dir", default="", help="the corpus folder for profiles that read it (default: $IXMCTS_P4G_DIR / $IXMCTS_ESC_DIR)")
-@click.option("--output-dir", default="results", show_default=True)
+@click.option("--output-dir", default="results", show_default=True, help="where Table 2 is copied (also in the run's artifacts)")
 @reports_errors
 def main(scenario, profile_name, force, overrides, data_dir, output_dir):
-    import mlflow
-
     resolved = plan(scenario, profile_name, data_dir, parse_overrides(overrides), require_data=True)  # fails before any run
     code = code_fingerprint()  # every stage run is tagged ixmcts.code with the same hash
     common = {"scenario": scenario, "profile": profile_name}
@@ -104,7 +96,7 @@ def main(scenario, profile_name, force, overrides, data_dir, output_dir):
             out.mkdir(parents=True, exist_ok=True)
             for f in Path(local).iterdir():
                 shutil.copyfile(f, out / f.name)
-                mlflow.log_artifact(str(f), artifact_path="results")
+                tracking.log_artifact(str(f), artifact_path="results")
         print((out / "table2.md").read_text())
         print(f"[main] pipeline run {parent.info.run_id}: Table 2 in {out}/ and in the run's artifacts")
 

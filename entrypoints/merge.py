@@ -22,15 +22,13 @@ SUMMED = ("search/trees", "search/trajectories", "search/engaged_trajectories", 
           "search/ended_without_state", "search/nodes", "search/llm_calls", "search/generated_tokens", "search/wall_sec")
 
 
-@click.command()
-@click.option("--scenario", default="p4g", show_default=True)
+@click.command(help=__doc__)  # the module's description, under --help
+@click.option("--scenario", default="p4g", show_default=True, help="esc | p4g")
 @click.option("--runs", required=True, help="comma-separated run ids of the search shards")
 @click.option("--allow-partial", default=False, type=bool, show_default=True, help="merge even if shards are missing")
 @click.option("--profile", default="cpu", show_default=True, help="profile tag recorded on the run")
 @reports_errors
 def main(scenario, runs, allow_partial, profile):
-    import mlflow
-
     ids = [r.strip() for r in runs.split(",") if r.strip()]
     if not ids:
         raise IxmctsError("runs is empty: give the search shards' run ids, comma-separated")
@@ -46,20 +44,23 @@ def main(scenario, runs, allow_partial, profile):
         pairs = merge_shards(shards, allow_partial=allow_partial)
         num_shards = int(shards[0].params.get("num_shards", 1))
         with tracking.stage_run("search", scenario, profile=profile, method="merge", reward="engagement") as run:
-            mlflow.set_tags({"ixmcts.upstream.shards": ",".join(ids),
-                             **{f"ixmcts.{k}": v for k, v in shards[0].models.items() if v}})
+            tracking.set_tags({"ixmcts.upstream.shards": ",".join(ids),
+                               **{f"ixmcts.{k}": v for k, v in shards[0].models.items() if v}})
+            for shard in shards:
+                if shard.pairs:  # each shard's D_p, at its own run
+                    tracking.log_upstream_dataset(Path(tmp) / shard.run_id / "data" / "dp.jsonl", shard.run_id, "data/dp.jsonl",
+                                                  "D_p", "input", json_columns=("context",))
             tracking.log_params({k: v for k, v in shards[0].params.items() if k not in RUN_ONLY})
             tracking.log_params({"shards": len(shards), "allow_partial": allow_partial})
-            mlflow.log_metrics({m: sum(r.data.metrics.get(m, 0.0) for r in found) for m in SUMMED})
-            mlflow.log_metrics({"search/pairs": len(pairs), "search/shards": len(shards)})
+            tracking.log_metrics({m: sum(r.data.metrics.get(m, 0.0) for r in found) for m in SUMMED})
+            tracking.log_metrics({"search/pairs": len(pairs), "search/shards": len(shards)})
             write_jsonl(Path(tmp) / "conditions.jsonl", merged_conditions(shards))
-            tracking.log_jsonl_dataset(Path(tmp) / "conditions.jsonl", "conditions", "search.conditions",
-                                       json_columns=("attributes",))
+            tracking.log_jsonl_dataset(Path(tmp) / "conditions.jsonl", "conditions", "search", json_columns=("attributes",))
             write_jsonl(Path(tmp) / "dp.jsonl", pairs)
             if pairs:
-                tracking.log_jsonl_dataset(Path(tmp) / "dp.jsonl", "D_p", "search.pairs", json_columns=("context",))
+                tracking.log_jsonl_dataset(Path(tmp) / "dp.jsonl", "D_p", json_columns=("context",))
             else:
-                mlflow.log_artifact(str(Path(tmp) / "dp.jsonl"), artifact_path="data")
+                tracking.log_artifact(str(Path(tmp) / "dp.jsonl"), artifact_path="data")
     print(f"merge run {run.info.run_id}: {len(pairs)} preference pairs from {len(shards)} of {num_shards} shards")
 
 

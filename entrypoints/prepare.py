@@ -17,7 +17,7 @@ from ixmcts.data.sources import CORPORA, prepare_corpus
 from ixmcts.errors import IxmctsError
 
 
-@click.command()
+@click.command(help=__doc__)  # the module's description, under --help
 @click.option("--corpus", required=True, help=f"one of: {', '.join(CORPORA)}")
 @click.option("--path", default="", help="a local folder holding the corpus files (no download)")
 @click.option("--dest", default="data", show_default=True, help="where downloads go (<dest>/<corpus>/)")
@@ -29,11 +29,9 @@ def main(corpus, path, dest, mirror):
     scenario = "p4g" if corpus == "p4g" else "esc"
     info = prepare_corpus(corpus, dest, path=path, mirror=mirror)  # fails before a run is created
     with tracking.stage_run("prepare", scenario, profile="-", method=corpus):
-        import mlflow
-
         tracking.log_params({"corpus": corpus, "path": path, "dest": dest, "mirror": mirror, "folder": info["folder"]})
-        mlflow.set_tags({f"ixmcts.sha256.{name}": digest for name, digest in info["sha256"].items()})
-        mlflow.log_metrics({f"prepare/{k}".replace(".json", ""): v for k, v in info["counts"].items()})
+        tracking.set_tags({f"sha256.{name}": digest for name, digest in info["sha256"].items()})
+        tracking.log_metrics({f"prepare/{k}".replace(".json", ""): v for k, v in info["counts"].items()})
     print(f"{corpus}: {info['folder']} verified ({info['counts']})")
 
 

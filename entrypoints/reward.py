@@ -17,7 +17,7 @@ from ixmcts.options import flatten, reports_errors
 from ixmcts.train.reward import train_reward
 
 
-@click.command()
+@click.command(help=__doc__)  # the module's description, under --help
 @click.option("--search-run", required=True, help="run id of the search whose D_p trains the model")
 @stage_options("reward")
 @num_processes_option
@@ -28,24 +28,27 @@ def main(scenario, search_run, profile_name, num_processes, **settings):
     base = config.base_model or search.data.tags.get("ixmcts.base_model") or search.data.params["policy_model"]
     relaunch(num_processes)
     with tempfile.TemporaryDirectory(prefix="ixmcts-reward-") as tmp:
-        pairs = read_jsonl(tracking.download(search_run, "data/dp.jsonl", tmp))
+        dp_path = tracking.download(search_run, "data/dp.jsonl", tmp)
+        pairs = read_jsonl(dp_path)
         if not pairs:
             raise IxmctsError(f"search run {search_run}: D_p is empty, so there is nothing to train a reward model on")
-        with tracking.stage_run("reward", scenario, profile=profile_name, method="reward", reward="engagement") as run:
+        with tracking.stage_run("reward", scenario, profile=profile_name, system_metrics=True, method="reward",
+                                reward="engagement") as run:
             tracking.tag_upstream(search=search_run)
+            tracking.log_upstream_dataset(dp_path, search_run, "data/dp.jsonl", "D_p", "training", json_columns=("context",))
             tracking.log_params({"num_pairs": len(pairs), **flatten(config), "base_model": base})
             adapter = str(Path(tmp) / "adapter")
-            result = train_reward(ModelSpec(base), pairs, config, adapter)
+            result = train_reward(ModelSpec(base), pairs, config, adapter, on_log=tracking.log_training_step)
             if not adapter_saved(adapter, base):
                 return  # another rank of a data-parallel launch: rank 0 logs
-            tracking.log_curve("train/loss", result["loss"])
+            tracking.log_finals({"loss": result["loss"]})
             tracking.log_metrics({"reward/accuracy": result["val"]["accuracy"], "reward/margin": result["val"]["margin"],
                                 "reward/train_accuracy": result["train"]["accuracy"], "reward/train_margin": result["train"]["margin"],
                                 "reward/train_pairs": result["train_pairs"], "reward/val_pairs": result["val_pairs"]})
             write_jsonl(Path(tmp) / "val_pairs.jsonl", result["val_records"])
             tracking.log_artifact(str(Path(tmp) / "val_pairs.jsonl"), artifact_path="data")
-            tracking.log_artifact(adapter, artifact_path="adapters/0")
-            tracking.set_tags({"base_model": base, "num_adapters": "1"})
+            tracking.log_reward_model(ModelSpec(base, (adapter,)), config.max_length,
+                                      register=(tracking.registered_name(scenario, "reward"), "engagement"))
     print(f"\nreward run {run.info.run_id}: validation accuracy {result['val']['accuracy']:.2f}, "
           f"margin {result['val']['margin']:.3f} on {result['val_pairs']} held-out pairs")
 

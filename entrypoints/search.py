@@ -15,9 +15,9 @@ from ixmcts.options import reports_errors
 from ixmcts.search.run import prepare_search, run_search
 
 
-@click.command()
+@click.command(help=__doc__)  # the module's description, under --help
 @stage_options("search")
-@click.option("--policy-run", default="", help="SFT run id of the policy (instead of policy_model)")
+@click.option("--policy-run", default="", help="the SFT policy instead of policy_model: run id or models:/ixmcts-<scenario>-policy@sft")
 @click.option("--simulator-run", default="", help="SFT run id of the user simulator (instead of simulator_model)")
 @reports_errors
 def main(scenario, profile_name, policy_run, simulator_run, **settings):

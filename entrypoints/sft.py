@@ -18,7 +18,7 @@ from ixmcts.scenarios import get_scenario
 from ixmcts.train.sft import build_sft_examples, train_sft
 
 
-@click.command()
+@click.command(help=__doc__)  # the module's description, under --help
 @click.option("--role", default="policy", show_default=True, help="policy | simulator")
 @stage_options("sft")
 @num_processes_option
@@ -30,18 +30,17 @@ def main(scenario, role, profile_name, num_processes, **settings):
     examples = subsample(build_sft_examples(sc, load_dialogues(scenario, config.data), role), config.max_examples, config.seed)
     relaunch(num_processes)
 
-    with tracking.stage_run("sft", scenario, profile=profile_name, role=role, method="sft") as run, \
+    with tracking.stage_run("sft", scenario, profile=profile_name, system_metrics=True, role=role, method="sft") as run, \
             tempfile.TemporaryDirectory(prefix="ixmcts-sft-") as tmp:
         tracking.log_params({"num_examples": len(examples), **flatten(config)})
         write_jsonl(Path(tmp) / "sft.jsonl", examples)
-        tracking.log_jsonl_dataset(Path(tmp) / "sft.jsonl", f"sft-{role}", "sft", json_columns=("prompt", "completion"))
+        tracking.log_jsonl_dataset(Path(tmp) / "sft.jsonl", f"sft-{role}", "training", json_columns=("prompt", "completion"))
         adapter = str(Path(tmp) / "adapter")
-        curves = train_sft(ModelSpec(base), examples, config, adapter)
+        curves = train_sft(ModelSpec(base), examples, config, adapter, on_log=tracking.log_training_step)
         if not adapter_saved(adapter, base):
             return  # another rank of a data-parallel launch: rank 0 logs
-        tracking.log_curve("train/loss", curves["loss"])
-        tracking.log_curve("train/mean_token_accuracy", curves["mean_token_accuracy"])
-        tracking.log_adapters_and_model(ModelSpec(base, (adapter,)))
+        tracking.log_finals(curves)
+        tracking.log_adapters_and_model(ModelSpec(base, (adapter,)), register=(tracking.registered_name(scenario, role), "sft"))
     print(f"\nsft run {run.info.run_id}: {role} adapter on {base}, {len(examples)} examples, "
           f"loss {curves['loss'][0][1]:.3f} → {curves['loss'][-1][1]:.3f}")
 

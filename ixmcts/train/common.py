@@ -44,8 +44,9 @@ class TrainingSettings:
 
 def trainer_arguments(output_dir: str, config: TrainingSettings) -> dict:
     """Arguments shared by SFTConfig / RewardConfig / DPOConfig. On CPU TRL's bf16 and
-    gradient-checkpointing defaults must be off (DESIGN.md §7); metrics are logged by the
-    entry point, not by TRL's MLflow callback (its params would collide with ours)."""
+    gradient-checkpointing defaults must be off (DESIGN.md §7); metrics are logged through
+    ``step_callbacks`` by the entry point, not by TRL's MLflow callback (its params would
+    collide with ours)."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -59,3 +60,19 @@ def trainer_arguments(output_dir: str, config: TrainingSettings) -> dict:
 def log_history(trainer, key: str) -> list[tuple[int, float]]:
     """(step, value) for one logged quantity of a finished trainer."""
     return [(int(h["step"]), float(h[key])) for h in trainer.state.log_history if key in h and "step" in h]
+
+
+def step_callbacks(on_log=None) -> list:
+    """Trainer callbacks that hand every logging step's numbers to ``on_log(logs, step)`` on the
+    main process only, while training runs (none without ``on_log``). The library stays
+    tracking-free: the entry point passes the function that logs."""
+    if on_log is None:
+        return []
+    from transformers import TrainerCallback
+
+    class StepLogger(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs:
+                on_log(dict(logs), state.global_step)
+
+    return [StepLogger()]

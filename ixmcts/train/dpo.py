@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..errors import IxmctsError
 from ..options import setting
-from .common import TrainingSettings, log_history, trainer_arguments
+from .common import TrainingSettings, log_history, step_callbacks, trainer_arguments
 from .reward import as_preference_rows
 
 
@@ -22,7 +22,7 @@ class DPOStageConfig(TrainingSettings):
     epochs: float = setting(2.0, "training epochs (paper 2)")
 
 
-def train_dpo(sft_spec, pairs: list[dict], config: DPOStageConfig, output_dir: str) -> dict:
+def train_dpo(sft_spec, pairs: list[dict], config: DPOStageConfig, output_dir: str, on_log=None) -> dict:
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
@@ -34,7 +34,8 @@ def train_dpo(sft_spec, pairs: list[dict], config: DPOStageConfig, output_dir: s
     args = DPOConfig(beta=config.beta, loss_type=[config.loss_type], precompute_ref_log_probs=True,
                      **trainer_arguments(output_dir, config))
     trainer = DPOTrainer(model=load_causal_lm(sft_spec), args=args, train_dataset=Dataset.from_list(as_preference_rows(pairs)),
-                         processing_class=load_tokenizer(sft_spec), peft_config=config.lora.config("CAUSAL_LM"))
+                         processing_class=load_tokenizer(sft_spec), peft_config=config.lora.config("CAUSAL_LM"),
+                         callbacks=step_callbacks(on_log))
     trainer.train()
     trainer.save_model(output_dir)
     return {k: log_history(trainer, k) for k in ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")}

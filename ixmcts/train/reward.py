@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..errors import IxmctsError
 from ..options import setting
-from .common import TrainingSettings, log_history, trainer_arguments
+from .common import TrainingSettings, log_history, step_callbacks, trainer_arguments
 
 
 @dataclass
@@ -85,7 +85,7 @@ def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> dict:
     return {"accuracy": sum(g > 0 for g in gaps) / len(gaps), "margin": sum(gaps) / len(gaps)}
 
 
-def train_reward(base_spec, pairs: list[dict], config: RewardStageConfig, output_dir: str) -> dict:
+def train_reward(base_spec, pairs: list[dict], config: RewardStageConfig, output_dir: str, on_log=None) -> dict:
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
@@ -93,7 +93,7 @@ def train_reward(base_spec, pairs: list[dict], config: RewardStageConfig, output
     model, tok = load_reward_model(base_spec)
     args = RewardConfig(**trainer_arguments(output_dir, config))
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(as_preference_rows(train)),
-                            processing_class=tok, peft_config=config.lora.config("SEQ_CLS"))
+                            processing_class=tok, peft_config=config.lora.config("SEQ_CLS"), callbacks=step_callbacks(on_log))
     trainer.train()
     trainer.save_model(output_dir)
     scorer = RewardScorer(base_spec, output_dir, max_length=config.max_length)

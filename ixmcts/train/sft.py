@@ -15,7 +15,7 @@ from ..data.schema import MODEL, USER, Dialogue
 from ..errors import IxmctsError
 from ..scenarios.base import Scenario
 from ..options import setting
-from .common import TrainingSettings, log_history, trainer_arguments
+from .common import TrainingSettings, log_history, step_callbacks, trainer_arguments
 
 ROLES = ("policy", "simulator")
 
@@ -60,7 +60,7 @@ def _example(d: Dialogue, prompt: list[dict], target: str) -> dict:
     return {"dialogue_id": d.id, "prompt": prompt, "completion": [{"role": "assistant", "content": target}]}
 
 
-def train_sft(base_spec, examples: list[dict], config: SFTStageConfig, output_dir: str) -> dict:
+def train_sft(base_spec, examples: list[dict], config: SFTStageConfig, output_dir: str, on_log=None) -> dict:
     """Train a LoRA adapter on ``examples``; save it in ``output_dir``; return the loss curve."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -75,7 +75,8 @@ def train_sft(base_spec, examples: list[dict], config: SFTStageConfig, output_di
     args = SFTConfig(truncation_mode="keep_end", train_sampling_strategy="group_by_length",
                      **trainer_arguments(output_dir, config))
     trainer = SFTTrainer(model=load_causal_lm(base_spec), args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=load_tokenizer(base_spec), peft_config=config.lora.config("CAUSAL_LM"))
+                         processing_class=load_tokenizer(base_spec), peft_config=config.lora.config("CAUSAL_LM"),
+                         callbacks=step_callbacks(on_log))
     trainer.train()
     trainer.save_model(output_dir)
     return {"loss": log_history(trainer, "loss"), "mean_token_accuracy": log_history(trainer, "mean_token_accuracy")}
