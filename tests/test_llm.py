@@ -214,7 +214,8 @@ def test_a_large_frequency_penalty_keeps_tokens_from_coming_back(backend):
 
 def test_registry_resolves_folders_and_rejects_missing_ones(tiny_model, tmp_path):
     assert resolve_model(tiny_model) == tiny_model
-    assert resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"  # hub id, lazily
+    with pytest.raises(IxmctsError, match="'nobody-here/no-such-model'.*HF_HUB_OFFLINE"):  # a hub id neither cached nor
+        resolve_model("nobody-here/no-such-model")  # reachable (the tests run offline): one clear error at once (#18)
     with pytest.raises(IxmctsError, match="model folder not found"):
         resolve_model("./no/such/model")
     (tmp_path / "empty").mkdir()
