@@ -19,7 +19,7 @@ from ixmcts.io import read_jsonl, write_jsonl
 from ixmcts.search.merge import RUN_ONLY, Shard, merge_shards, merged_conditions
 
 SUMMED = ("search/trees", "search/trajectories", "search/engaged_trajectories", "search/pruned_trajectories",
-          "search/ended_without_state", "search/nodes", "search/llm_calls", "search/generated_tokens", "search/wall_sec")
+          "search/ended_without_state", "search/conversations", "search/nodes", "search/llm_calls", "search/generated_tokens", "search/wall_sec")
 
 
 @click.command(help=__doc__)  # the module's description, under --help

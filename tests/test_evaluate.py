@@ -31,11 +31,14 @@ def test_interactions_run_batched_to_an_end_or_the_turn_limit(scenario):
     assert summarize(records, scenario)["eval/interactions"] == 6
 
 
-def test_closing_question_at_the_turn_limit_ends_every_p4g_dialogue():
-    sc = get_scenario("p4g")
-    records = interact(sc, ScriptedBackend(), ScriptedBackend(), load_conditions("p4g", "sample", 8),
-                       EvalConfig(max_turns=4, closing=True))
-    assert all(r["ended"] for r in records)
+@pytest.mark.parametrize("scenario,max_turns", [("p4g", 4), ("p4g", 5), ("esc", 4), ("esc", 5), ("esc", 12)])
+def test_closing_question_at_the_turn_limit_ends_every_dialogue(scenario, max_turns):
+    """With ``closing``, the user's last turn under the cap is the closing question's answer,
+    whoever speaks first and whether the cap is odd or even."""
+    sc = get_scenario(scenario, language="en")
+    records = interact(sc, ScriptedBackend(), ScriptedBackend(), load_conditions(scenario, "sample", 8),
+                       EvalConfig(max_turns=max_turns, closing=True))
+    assert all(r["ended"] and r["num_turns"] <= max_turns for r in records)
 
 
 class ByLength:

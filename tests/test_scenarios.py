@@ -204,9 +204,22 @@ def test_esc_closing_check_in(lang):
 
 @pytest.mark.parametrize("value,empty", [("none", True), ("None.", True), ("[No feelings left]", True), ("n/a", True),
                                          ("无", True), ("nothing more to say", True), ("no more", True), ("", True),
+                                         ("nothing else", True), ("No remaining feelings.", True), ("none yet", True),
+                                         ("没有了", True), ("暂时没有", True), ("（无）", True), ("无明显未表达内容", True),
+                                         ("都说出来了", True),
                                          ("no one listens to me", False), ("[Feelings of sadness]", False),
-                                         ("nobody cares", False), ("担心父母失望", False)])
+                                         ("nobody cares", False), ("担心父母失望", False),
+                                         ("None of my friends care about me", False),
+                                         ("Nothing I do is ever good enough", False), ("no money left for rent", False),
+                                         ("无法入睡", False), ("没有人理解我", False)])
 def test_esc_empty_field_values(value, empty):
     esc = get_scenario("esc", language="en")
     state = f"[Possibly unexpressed]\nObservations: none\nFeelings: {value}"
     assert (esc.unexpressed(state) == {}) is empty
+
+
+def test_esc_end_token_next_to_chinese_text_ends_the_talk():
+    esc = get_scenario("esc", language="zh")
+    out = esc.parse_simulator(SEEKER_DONE_ZH.replace("。EOC", "EOC"))
+    assert out.ended and "EOC" not in out.reply and esc.engagement(out, []) == 1.0
+    assert not esc.parse_simulator("回复：我想聊聊EOCD的事").ended  # part of a longer word is not the token

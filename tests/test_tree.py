@@ -57,17 +57,20 @@ def test_prune_keeps_exactly_top_k_per_depth():
     assert tree.prune_depth(1, K=4) == []  # already within K
 
 
-def test_prune_protects_visited_nodes_and_kills_dead_branches():
+def test_prune_ranks_by_score_keeps_nodes_in_flight_and_kills_dead_branches():
+    """§3.2: keep the top-K model nodes of a depth by the pruning score. A visited node has no
+    privilege (only a conversation in flight cannot be cut)."""
     tree = Tree(Condition("c", "p4g", "someone"))
     a = tree.add(tree.root, MODEL, 1, prune_score=-1.0, N=1)
     b = tree.add(tree.root, MODEL, 1, prune_score=0.5)
     u = tree.add(b, USER, 1)
     for s in (0.1, 0.2):
         tree.add(u, MODEL, 2, prune_score=s)
-    tree.add(tree.root, MODEL, 1, prune_score=0.9)
+    flying = tree.add(tree.root, MODEL, 1, prune_score=-2.0, virtual=1)
+    best = tree.add(tree.root, MODEL, 1, prune_score=0.9)
     tree.prune_depth(1, K=2)
-    assert not a.pruned  # visited nodes are kept before better-scored unvisited ones
-    assert b.pruned and not tree.dead
+    assert a.pruned and b.pruned  # the visited node ranked below the better-scored ones
+    assert not flying.pruned and not best.pruned and not tree.dead
     # every child of a user node pruned → its parent model node is a dead end
     x = tree.add(tree.root, MODEL, 1, prune_score=0.0)
     ux = tree.add(x, USER, 1)

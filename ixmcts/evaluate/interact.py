@@ -51,7 +51,8 @@ def interact(scenario: Scenario, policy, simulator, conditions: list[Condition],
         return (config.seed * 1_000_003 + rnd * 2 + role) % 2**31
 
     def user_turn(ids: list[int]) -> None:
-        closing = {i: config.closing and len(histories[i]) + 1 >= config.max_turns for i in ids}
+        # the user's last turn: after it and the policy's reply, no utterance is left under the cap
+        closing = {i: config.closing and len(histories[i]) + 2 >= config.max_turns for i in ids}
         prompts = [scenario.simulator_messages(conditions[i], histories[i], closing=closing[i]) for i in ids]
         for i, (text,) in zip(ids, simulator.generate(prompts, 1, config.simulator_sampling, seed=seed(0))):
             parsed = scenario.parse_simulator(text, closing=closing[i])

@@ -3,10 +3,10 @@ conditions (§4.6), for one method (SFT, Best-of-N, Aligned)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import IxmctsError
-from ..llm.backend import POLICY_SAMPLING, Sampling
+from ..llm.backend import POLICY_SAMPLING, SIMULATOR_SAMPLING
 from ..options import setting
 from .interact import EvalConfig
 
@@ -41,5 +41,5 @@ class EvaluateParams:
 
     def eval_config(self, bon: bool, default_max_turns: int) -> EvalConfig:
         return EvalConfig(max_turns=self.max_turns or default_max_turns, n=self.n if bon else 1, closing=self.closing,
-                          seed=self.seed, policy_sampling=Sampling(max_new_tokens=self.max_new_tokens),
-                          simulator_sampling=Sampling(temperature=0.3, max_new_tokens=self.max_new_tokens))
+                          seed=self.seed, policy_sampling=replace(POLICY_SAMPLING, max_new_tokens=self.max_new_tokens),
+                          simulator_sampling=replace(SIMULATOR_SAMPLING, max_new_tokens=self.max_new_tokens))

@@ -87,12 +87,20 @@ WORDS = {
     ),
 }
 
-# An empty field: "none", "n/a", "无", "[No feelings left]", "nothing more"; not "no one listens to me".
-_EMPTY = re.compile(
-    r"^[\s\[\(\"'“]*(?:(?:none|nothing|n/?a|null|无|没有|暂无)\b.*|no(?:\s+\w+)?\s+(?:left|remaining|more|expressed)\b.*"
-    r"|no\s+(?:feelings?|thoughts?|observations?|needs?|requests?|emotions?)\b.*|-+|…+|\.\.\.)?[\s\]\)\"'”.。]*$",
-    re.IGNORECASE)
-_END = re.compile(rf"\b{END_TOKEN}\b")
+# An empty field says that nothing is left, and nothing else: "none", "n/a", "[No feelings
+# left]", "nothing more to say", "无", "没有了", "暂时没有", "（无）", "无明显未表达内容". Content
+# that merely starts like it stays content: "None of my friends care", "Nothing I do is
+# good enough", "no one listens to me", "无法入睡" (cannot sleep).
+_EMPTY_EN = (r"(?:none|nothing|n/?a|null|nil|no|-+|…+|\.\.\.)"
+             r"(?:\s+(?:left|remaining|more|else|further|yet|so\s+far|for\s+now|at\s+the\s+moment|to\s+(?:say|add|express)"
+             r"|unexpressed|expressed))*"
+             r"|no\s+(?:(?:more|further|other|remaining)\s+)?(?:feelings?|thoughts?|observations?|needs?|requests?|emotions?)"
+             r"(?:\s+(?:left|remaining|to\s+express|unexpressed|yet))*")
+_EMPTY_ZH = (r"(?:暂时|目前|暂)?(?:无|没有)(?:了|的)?|都(?:已经)?说(?:出来)?了|(?:已经?)?(?:全部|都)?(?:已)?表达(?:完|了|完了)?"
+             r"|(?:无|没有)(?:明显|其他|其它|更多)?(?:的)?(?:尚)?未表达(?:的)?(?:内容|感受|想法|观察)?")
+_EMPTY = re.compile(rf"^[\s\[\(\"'“「（【]*(?:{_EMPTY_EN}|{_EMPTY_ZH})?[\s\]\)\"'”」）】.。!！]*$", re.IGNORECASE)
+# EOC as a token of its own; Python's \b would not separate it from Chinese text ("谢谢你EOC").
+_END = re.compile(rf"(?<![A-Za-z0-9]){END_TOKEN}(?![A-Za-z0-9])")
 
 
 class EmotionalSupport(Scenario):

@@ -8,7 +8,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -17,7 +17,7 @@ from ..data import load_conditions
 from ..data.schema import Condition
 from ..errors import IxmctsError
 from ..io import atomic_folder, cache_dir, check_output_folder, code_fingerprint, require_writable, write_jsonl
-from ..llm.backend import POLICY_SAMPLING, Sampling
+from ..llm.backend import POLICY_SAMPLING, SIMULATOR_SAMPLING
 from ..llm.models import ModelSpec
 from ..options import setting
 from ..scenarios import get_scenario
@@ -85,8 +85,8 @@ class SearchParams:
         return SearchConfig(
             K=self.K, e=self.e, T=self.T or default_depth, c=self.c, budget=self.budget or None,
             parallel=self.parallel, closing=self.closing, seed=self.seed,
-            policy_sampling=Sampling(max_new_tokens=self.max_new_tokens),
-            simulator_sampling=Sampling(temperature=0.3, max_new_tokens=self.max_new_tokens),
+            policy_sampling=replace(POLICY_SAMPLING, max_new_tokens=self.max_new_tokens),
+            simulator_sampling=replace(SIMULATOR_SAMPLING, max_new_tokens=self.max_new_tokens),
         )
 
     def digest(self, conditions: list[Condition]) -> str:
@@ -174,6 +174,8 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
         "search/pairs": len(pairs), "search/trajectories": s.trajectories,
         "search/engaged_trajectories": s.engaged_trajectories, "search/pruned_trajectories": s.pruned_trajectories,
         "search/ended_without_state": s.ended_without_state,
+        # distinct finished conversations; search/trajectories also counts re-visits of a finished one
+        "search/conversations": sum(n.terminal for t in engine.trees for n in t.nodes),
         "search/steps": s.steps, "search/resumed_at_step": resumed_at,
         "search/wall_sec": wall,  # this process's; generation_share is of the same time
         "search/generation_share": (s.generation_sec - resumed_generation_sec) / wall if wall else 0.0,

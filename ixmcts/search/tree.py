@@ -91,12 +91,15 @@ class Tree:
             node.N += 1
 
     def prune_depth(self, depth: int, K: int) -> list[Node]:
-        """Keep at most K live model nodes at ``depth``: in-flight and visited nodes first,
-        then by pruning score (ties: older first). Returns the nodes pruned now."""
+        """Keep the K live model nodes at ``depth`` with the best pruning score (§3.2; ties:
+        older first). Nodes that a running trajectory passes through are kept whatever their
+        score, so no conversation in flight is cut; a visited node competes on its score like
+        the others (pruning it stops further exploration there; its Q/N stays for D_p).
+        Returns the nodes pruned now."""
         live = [n for n in self.nodes if n.role == MODEL and n.depth == depth and not n.pruned]
         if len(live) <= K:
             return []
-        ranked = sorted(live, key=lambda n: (n.virtual > 0, n.N > 0, n.prune_score or 0.0, -n.id), reverse=True)
+        ranked = sorted(live, key=lambda n: (n.virtual > 0, n.prune_score or 0.0, -n.id), reverse=True)
         dropped = ranked[K:]
         for n in dropped:
             n.pruned = True
