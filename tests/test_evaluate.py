@@ -71,3 +71,25 @@ def test_bon_records_which_candidate_was_chosen():
     assert all(len(r["chosen"]) == sum(t["role"] == "model" for t in r["turns"]) for r in records)
     with pytest.raises(IxmctsError, match="needs a chooser"):
         interact(sc, ScriptedBackend(), ScriptedBackend(), [], EvalConfig(n=3))
+
+
+def test_batched_evaluation_produces_the_dialogues_of_one_completion_at_a_time(tiny_model):
+    """Issue 16: the evaluation as shipped (all dialogues in one running batch that newcomers
+    join as rows finish, n candidates sharing a prefill, KV reuse of the conversation so far)
+    writes the dialogues, advice and choices that one completion at a time writes, for the
+    plain policy and for Best-of-N with an advisor."""
+    from ixmcts.llm import Sampling, TransformersBackend
+
+    sc = get_scenario("p4g")
+    conditions = load_conditions("p4g", "sample", 3)
+    sampling = dict(policy_sampling=Sampling(max_new_tokens=6), simulator_sampling=Sampling(temperature=0.3, max_new_tokens=6))
+    shipped = TransformersBackend(tiny_model, batch_size=2, threads=1)  # room for 2 of the 3 dialogues: the third waits
+    alone = TransformersBackend(tiny_model, batch_size=1, threads=1, prefix_cache_mb=0)  # one prompt at a time, no reuse
+    for n in (1, 2):
+        config = EvalConfig(max_turns=4, n=n, seed=2, **sampling)
+        runs = []
+        for backend in (shipped, alone):
+            chooser = AdviceChooser(backend, "strategy", "p4g", max_new_tokens=6) if n > 1 else None
+            runs.append(interact(sc, backend, backend, conditions, config, chooser=chooser))
+        assert runs[0] == runs[1]
+    assert shipped.prefix_cache.reused_tokens > 0
