@@ -237,3 +237,20 @@ def test_embedded_default_converts_with_the_original_pretokenizer():
     assert tok.apply_chat_template(CHAT, tokenize=False, add_generation_prompt=True).endswith("<|im_start|>assistant\n")
     out = TransformersBackend(path, threads=1).generate([CHAT], 2, Sampling(max_new_tokens=6), seed=0)
     assert len(out[0]) == 2 and all(out[0])
+
+
+def test_dt_pairs_do_not_depend_on_batching(tiny_model):
+    """Issue 16: D_t's samples go through one running batch with prefix reuse (contexts of one
+    dialogue share their history); the pairs are those of one context at a time."""
+    from ixmcts.train.preference import PreferenceStageConfig, build_dt
+
+    class LengthScorer:  # a stand-in reward: longer responses score higher
+        def score(self, contexts, responses):
+            return [float(len(r)) for r in responses]
+
+    contexts = [CHAT, LONGER, LONGER[:3], CHAT + [{"role": "assistant", "content": "Hi!"}, {"role": "user", "content": "Hm."}]]
+    config = PreferenceStageConfig(n=3, max_new_tokens=8, seed=4)
+    shipped = TransformersBackend(tiny_model, batch_size=2, threads=1)
+    alone = TransformersBackend(tiny_model, batch_size=1, threads=1, prefix_cache_mb=0)
+    pairs = build_dt(shipped, LengthScorer(), contexts, config, "p4g")
+    assert pairs and pairs == [p for c in contexts for p in build_dt(alone, LengthScorer(), [c], config, "p4g")]
