@@ -201,11 +201,13 @@ class PrefixCache:
 class TransformersBackend:
     """Batched sampling with a transformers causal LM and a decoding loop of its own.
 
-    Prompts are sorted by length and sent in chunks of ``batch_size`` (left padding kept
-    small). Each prompt is prefilled once and its KV cache repeated for its ``n`` samples
-    (``generate(num_return_sequences=n)`` would prefill it ``n`` times), finished rows leave
-    the batch, and every completion samples from its own generator seeded by
-    :func:`request_seed`, so results do not depend on how requests are batched."""
+    A call's prompts (or several calls', with :meth:`generate_many`) are decoded in one running
+    batch with room for ``batch_size`` prompts' samples per call: prompts enter shortest first,
+    finished rows leave, and waiting prompts are prefilled into the batch as rows come free.
+    Each prompt is prefilled once, from its longest cached prefix, and its KV cache repeated for
+    its ``n`` samples (``generate(num_return_sequences=n)`` would prefill it ``n`` times); every
+    completion samples from its own generator seeded by :func:`request_seed`, so results do not
+    depend on how requests are batched."""
 
     def __init__(self, model, *, batch_size: int = 16, threads: int | None = None, device: str | None = None,
                  prefix_cache_mb: int = 2048):
@@ -252,7 +254,9 @@ class TransformersBackend:
         if not jobs:
             return results
         self.stats.calls += 1
-        capacity = self.batch_size * max(req.n for req in requests if req.prompts)
+        # room for batch_size prompts' samples per request, so a call joined by another role's
+        # gets a batch as full as each would get alone
+        capacity = sum(min(len(req.prompts), self.batch_size) * req.n for req in requests)
         for job, samples in zip(jobs, self._decode(jobs, capacity)):
             prompt = requests[job.request].prompts[job.prompt]
             results[job.request][job.prompt] = [self.completion(prompt, ids) for ids in samples]
