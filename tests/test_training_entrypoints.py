@@ -70,7 +70,9 @@ def chain(tmp_path_factory, tiny_model):
         runs["simulator"] = ok(SimpleNamespace(**live))
         runs["search"] = ok(run_entrypoint(
             "search", "--policy-run", runs["policy"], "--simulator-run", runs["simulator"], "--K", "4", "--e", "2", "--T", "3",
-            "--num-conditions", "3", "--max-new-tokens", "16", "--closing", "true", "--threads", "1", "--seed", "2", cwd=tmp))
+            # no closing question: the tiny simulator answers it with $2 on every branch (so no pairs); its
+            # own turns' donations differ between branches
+            "--num-conditions", "6", "--max-new-tokens", "16", "--closing", "false", "--threads", "1", "--seed", "2", cwd=tmp))
         runs["reward"] = ok(run_entrypoint("reward", "--search-run", runs["search"], "--max-steps", "6", "--lr", "2e-3",
                                            "--max-length", "384", cwd=tmp))
         runs["preference"] = ok(run_entrypoint("preference", "--policy-run", runs["policy"],
