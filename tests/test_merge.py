@@ -72,8 +72,7 @@ def test_sharded_engine_searches_merge_to_the_unsharded_pairs():
     assert whole and [{k: v for k, v in p.items() if k not in ("shard", "search_run")} for p in merged] == whole
 
 
-# ESC: the tiny model's closing answers there differ between branches, so the search finds pairs
-TINY = ["--scenario", "esc", "--language", "en", "--policy-model", "tiny", "--K", "4", "--e", "2", "--T", "3", "--num-conditions", "4",
+TINY = ["--scenario", "p4g", "--policy-model", "tiny", "--K", "4", "--e", "2", "--T", "3", "--num-conditions", "4",
         "--budget", "4", "--max-new-tokens", "12", "--threads", "1", "--seed", "5", "--closing", "true"]
 
 
@@ -95,10 +94,10 @@ def test_merge_entry_point_on_tiny_models_equals_one_unsharded_search(tracking_e
     _search(tmp_path)
     _search(tmp_path, "--shard", "0", "--num-shards", "2")
     _search(tmp_path, "--shard", "1", "--num-shards", "2")
-    exp = client.get_experiment_by_name("ixmcts-esc")
+    exp = client.get_experiment_by_name("ixmcts-p4g")
     runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
     whole, s0, s1 = runs
-    proc = run_entrypoint("merge", "--scenario", "esc", "--runs", f"{s1.info.run_id},{s0.info.run_id}", cwd=tmp_path)
+    proc = run_entrypoint("merge", "--scenario", "p4g", "--runs", f"{s1.info.run_id},{s0.info.run_id}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (merged,) = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("ixmcts.method") == "merge"]
     assert merged.data.tags["ixmcts.stage"] == "search" and merged.info.status == "FINISHED"
@@ -111,8 +110,8 @@ def test_merge_entry_point_on_tiny_models_equals_one_unsharded_search(tracking_e
     assert {p["search_run"] for p in got} <= {s0.info.run_id, s1.info.run_id}
 
     # shards of another search: one clear error, exit 2, no new run
-    proc = run_entrypoint("merge", "--scenario", "esc", "--runs", f"{whole.info.run_id},{s1.info.run_id}", cwd=tmp_path)
+    proc = run_entrypoint("merge", "--scenario", "p4g", "--runs", f"{whole.info.run_id},{s1.info.run_id}", cwd=tmp_path)
     assert proc.returncode == 2 and "not shards of one search" in proc.stderr
-    proc = run_entrypoint("merge", "--scenario", "p4g", "--runs", s0.info.run_id, cwd=tmp_path)
-    assert proc.returncode == 2 and "not 'p4g'" in proc.stderr
+    proc = run_entrypoint("merge", "--scenario", "esc", "--runs", s0.info.run_id, cwd=tmp_path)
+    assert proc.returncode == 2 and "not 'esc'" in proc.stderr
     assert len(client.search_runs([exp.experiment_id])) == 4

@@ -121,12 +121,15 @@ class Scenario(ABC):
     # training text ----------------------------------------------------------
     def render_dialogue_text(self, dialogue: Dialogue) -> list[str]:
         """The dialogue in ChatML from both roles' points of view, each role's turns written as
-        SFT teaches them (ESC: with states; tiny-model training text)."""
+        SFT teaches them (ESC: with states), and the simulator's end example on its own
+        (tiny-model training text)."""
         as_policy = [replace(t, text=self.policy_target(t)) if t.role == MODEL else t for t in dialogue.turns]
         as_user = [replace(t, text=self.simulator_target(t)) if t.role == USER else t for t in dialogue.turns]
+        end_prompt, end_target = self.end_example(dialogue)
         out = []
         for messages in (self.policy_messages(dialogue.condition, as_policy),
-                         self.simulator_messages(dialogue.condition, as_user)):
+                         self.simulator_messages(dialogue.condition, as_user),
+                         end_prompt + [{"role": "assistant", "content": end_target}]):
             out.append("".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages))
         return out
 
