@@ -158,6 +158,19 @@ def test_a_reply_is_not_prefilled_again_when_the_conversation_goes_on(tiny_model
     assert cached.prefix_cache.reused_tokens - before > prompt_tokens  # the reply's tokens came from the cache
 
 
+def test_prompts_of_one_call_prefill_their_shared_start_once(tiny_model):
+    """Prompts that share a long start (one system prompt across trees or dialogues) prefill
+    it once between them; the samples are those of a backend that prefills each in full."""
+    system = {"role": "system", "content": "You are a persuader for a children's charity. " * 8}
+    prompts = [[system, {"role": "user", "content": "Hi."}], [system, {"role": "user", "content": "Who are you, and why?"}]]
+    cached = TransformersBackend(tiny_model, batch_size=4, threads=1, prefix_cache_mb=64)
+    plain = TransformersBackend(tiny_model, batch_size=4, threads=1, prefix_cache_mb=0)
+    sampling = Sampling(max_new_tokens=8)
+    assert cached.generate(prompts, 2, sampling, seed=1) == plain.generate(prompts, 2, sampling, seed=1)
+    shared = len(cached.tokenizer(cached.render([system]), add_special_tokens=False).input_ids) - 2
+    assert plain.stats.prefill_tokens - cached.stats.prefill_tokens >= shared - 5  # one copy of the start saved
+
+
 def test_greedy_decoding_matches_transformers_generate_under_left_padding(backend):
     """The own decoding loop (cache, positions, padding, finished rows leaving the batch)
     computes what ``model.generate`` computes."""

@@ -147,8 +147,9 @@ class PrefixCache:
         self.bytes = 0
         self.hits = self.reused_tokens = 0
 
-    def longest(self, ids: list[int]) -> Prefix:
-        """The longest cached prefix of ``ids`` (at most all but the last token) and its KV."""
+    def longest(self, ids: list[int], count: bool = True) -> Prefix:
+        """The longest cached prefix of ``ids`` (at most all but the last token) and its KV;
+        ``count``: a use (refreshes the entry, counts as a hit), not a look."""
         import numpy as np
 
         query, best, found = np.asarray(ids), 0, None
@@ -162,6 +163,8 @@ class PrefixCache:
                 best, found = lcp, key
         if found is None:
             return Prefix(0, None)
+        if not count:
+            return Prefix(best, None, found)
         self.entries.move_to_end(found)
         self.hits, self.reused_tokens = self.hits + 1, self.reused_tokens + best
         parts = [(chunk.start, [(k[:, : min(end, best) - chunk.start], v[:, : min(end, best) - chunk.start])
@@ -378,11 +381,33 @@ class TransformersBackend:
         self.prefix_cache.store(prompt + fed, [(layer.keys[pos].index_select(1, added), layer.values[pos].index_select(1, added))
                                               for layer in batch.cache.layers], base=tuple(prompt), base_length=len(prompt))
 
+    def _share_prefixes(self, prompts: list[list[int]], least: int = 48) -> None:
+        """Prefill, once each, the prefixes that several of ``prompts`` share beyond what the
+        prefix cache holds (the same system prompt and condition across trees or dialogues),
+        so that the prompts' own prefill finds them in the cache instead of running each copy."""
+        shared: list[list[int]] = []
+        ordered = sorted(prompts)
+        run_start, common = 0, None
+        for i in range(1, len(ordered) + 1):
+            lcp = _common_length(ordered[i - 1], ordered[i]) if i < len(ordered) else 0
+            if lcp >= least:
+                common = lcp if common is None else min(common, lcp)
+                continue
+            if common is not None:
+                prefix = ordered[run_start][:common]
+                if common - self.prefix_cache.longest(prefix + [-1], count=False).length >= least:
+                    shared.append(prefix)
+            run_start, common = i, None
+        if shared:
+            self._prefill(shared)
+
     def _start(self, jobs: list["_Job"], numbers: list[int]) -> "_Batch":
         """Prefill the jobs' prompts (once each) and give every sample a row of its own."""
         import torch
 
         start = time.perf_counter()
+        if self.prefix_cache is not None and len(jobs) > 1:
+            self._share_prefixes([job.ids for job in jobs])
         cache, logits, mask = self._prefill([job.ids for job in jobs], room=max(j.sampling.max_new_tokens for j in jobs))
         if any(job.n > 1 for job in jobs):  # one prefill per prompt, shared by its n samples
             index = torch.repeat_interleave(torch.arange(len(jobs), device=self.device),
@@ -478,6 +503,16 @@ class _Batch:
     logits: object
     counts: object
     rows: list[_Row]
+
+
+def _common_length(a: list[int], b: list[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _right_aligned(mask, width: int):
