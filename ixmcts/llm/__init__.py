@@ -1,11 +1,11 @@
 """Generation backends and the model registry."""
 
-from .backend import GenerationBackend, Sampling, TransformersBackend
+from .backend import GenerationBackend, Request, Sampling, TransformersBackend
 from .registry import resolve_model
 
 BACKENDS = ("transformers", "vllm")
 
-__all__ = ["BACKENDS", "GenerationBackend", "Sampling", "TransformersBackend", "check_backend", "make_backends",
+__all__ = ["BACKENDS", "GenerationBackend", "Request", "Sampling", "TransformersBackend", "check_backend", "make_backends",
            "resolve_model"]
 
 
