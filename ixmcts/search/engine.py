@@ -216,7 +216,7 @@ class SearchEngine:
         backend = busy[0][0] if busy else None
         if len(busy) < 2 or any(c[0] is not backend for c in busy) or not hasattr(backend, "generate_many"):
             return [self._generate(*c) for c in calls]
-        from ..llm.backend import Request
+        from ..llm import Request
 
         requests = [Request(prompts, n, sampling, self._seed(role)) for _, prompts, n, sampling, role in calls]
         return self._counted(backend, lambda: backend.generate_many(requests), [(c[1], c[2]) for c in calls])
