@@ -45,12 +45,13 @@ def decode_rate(backend: TransformersBackend, rows: int, context: int, steps: in
     from ixmcts.llm.kv_cache import RoomyCache
 
     model = backend.model
-    ids = torch.randint(100, 1000, (rows, context), generator=torch.Generator().manual_seed(0)).to(backend.device)
-    mask = torch.ones_like(ids)
+    ids = torch.randint(100, 1000, (1, context), generator=torch.Generator().manual_seed(0)).to(backend.device)
     with torch.inference_mode():
         cache = RoomyCache(model.config.num_hidden_layers, room=context + steps)
-        out = model(input_ids=ids, attention_mask=mask, cache=cache, use_cache=True, logits_to_keep=1)  # untimed
-        picked = out.logits[:, -1].argmax(-1)
+        out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)  # one row prefilled, untimed
+        out.cache.batch_repeat_interleave(rows)  # the same context in every row: attention costs what it costs
+        mask = torch.ones((rows, context), dtype=torch.long, device=backend.device)
+        picked = out.logits[:, -1].argmax(-1).repeat(rows)
         start = time.perf_counter()
         for _ in range(steps):
             position = mask.sum(-1, keepdim=True)
