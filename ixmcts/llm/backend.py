@@ -260,7 +260,10 @@ class TransformersBackend:
         # room for batch_size prompts' samples per request, so a call joined by another role's
         # gets a batch as full as each would get alone
         capacity = sum(min(len(req.prompts), self.batch_size) * req.n for req in requests)
-        for job, samples in zip(jobs, self._decode(jobs, capacity)):
+        live = [job for job in jobs if job.sampling.max_new_tokens > 0]  # the others complete with nothing
+        decoded = dict(zip(map(id, live), self._decode(live, capacity))) if live else {}
+        for job in jobs:
+            samples = decoded.get(id(job), [[] for _ in range(job.n)])
             prompt = requests[job.request].prompts[job.prompt]
             results[job.request][job.prompt] = [self.completion(prompt, ids) for ids in samples]
         return results
