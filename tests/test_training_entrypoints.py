@@ -36,6 +36,16 @@ def fails(proc, message):
 LIVE_STEPS = 40  # the simulator's SFT runs long enough to be watched while it trains
 
 
+def mlflow_run(entry_point: str, *params: str, cwd) -> subprocess.CompletedProcess:
+    """`mlflow run <checkout> -e ENTRY --env-manager local -P k=v …`, as the README shows."""
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    env.pop("MLFLOW_RUN_ID", None)
+    args = [str(Path(bindir) / "mlflow"), "run", str(ROOT), "-e", entry_point, "--env-manager", "local",
+            "--experiment-name", "ixmcts-p4g", *[w for p in params for w in ("-P", p)]]
+    return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=1200)
+
+
 def watch_training(args: list[str], cwd, uri: str, role: str) -> dict:
     """Run ``sft`` for ``role`` and poll its run meanwhile: the lengths of its ``train/loss``
     history seen while the run was still RUNNING."""
@@ -73,14 +83,13 @@ def chain(tmp_path_factory, tiny_model):
             # no closing question: the tiny simulator answers it with $2 on every branch (so no pairs); its
             # own turns' donations differ between branches
             "--num-conditions", "6", "--max-new-tokens", "16", "--closing", "false", "--threads", "1", "--seed", "2", cwd=tmp))
-        runs["reward"] = ok(run_entrypoint("reward", "--search-run", runs["search"], "--max-steps", "6", "--lr", "2e-3",
-                                           "--max-length", "384", cwd=tmp))
+        runs["reward"] = ok(mlflow_run("reward", f"search_run={runs['search']}", "max_steps=6", "lr=2e-3", "max_length=384",
+                                       cwd=tmp))
         runs["preference"] = ok(run_entrypoint("preference", "--policy-run", runs["policy"],
                                                "--reward-run", "models:/ixmcts-p4g-reward@engagement",
                                                "--num-contexts", "5", "--n", "3", "--max-new-tokens", "12", cwd=tmp))
-        runs["align"] = ok(run_entrypoint("align", "--policy-run", "models:/ixmcts-p4g-policy@sft",
-                                          "--preference-run", runs["preference"],
-                                          "--max-steps", "6", "--lr", "2e-3", "--max-length", "384", cwd=tmp))
+        runs["align"] = ok(mlflow_run("align", "policy_run=models:/ixmcts-p4g-policy@sft", f"preference_run={runs['preference']}",
+                                      "max_steps=6", "lr=2e-3", "max_length=384", cwd=tmp))
         client = MlflowClient(uri)
         aliases = {f"{name}@{alias}": client.get_model_version_by_alias(name, alias).run_id
                    for name, alias in (("ixmcts-p4g-policy", "sft"), ("ixmcts-p4g-policy", "aligned"),
