@@ -55,7 +55,8 @@ COPY . .
 # the package itself (editable: the entry points run from /opt/ixmcts). /hf and /runs are volumes:
 # any uid may write there (sticky, like /tmp), so `docker run -u` and `mlflow run -A user=…`
 # with bind-mounted folders work as well as the default uid 10001
-RUN pip install --no-deps -e . \
+# no build isolation: setuptools is already there (torch requires it), and this step needs no network
+RUN pip install --no-deps --no-build-isolation -e . \
  && groupadd --gid "${GID}" ixmcts \
  && useradd --uid "${UID}" --gid "${GID}" --create-home --shell /bin/bash ixmcts \
  && mkdir -p /hf /runs /data \
