@@ -106,3 +106,20 @@ def test_entry_points_log_only_through_the_tracking_helpers():
             if any(n == "mlflow" or n.startswith("mlflow.") for n in names):
                 users.add(path.name)
     assert users == set()
+
+
+def test_logging_helpers_do_nothing_on_other_ranks(tracking_env, monkeypatch, tmp_path):
+    from conftest import run_count
+
+    monkeypatch.setenv("RANK", "1")
+    with tracking.stage_run("sft", "p4g") as run:
+        tracking.log_params({"a": 1})
+        tracking.log_metrics({"m": 1.0})
+        tracking.log_curve("train/loss", [(1, 0.5)])
+        tracking.log_training_step({"loss": 0.5}, step=1)
+        tracking.log_finals({"loss": [(1, 0.5)]})
+        tracking.set_tags({"x": "y"})
+        (tmp_path / "f.txt").write_text("x")
+        tracking.log_artifact(str(tmp_path / "f.txt"), "data")
+    assert run.info.run_id and mlflow.active_run() is None
+    assert run_count(tracking_env) == 0

@@ -19,6 +19,9 @@ from mlflow.tracking import MlflowClient
 from conftest import ROOT, run_entrypoint
 from ixmcts.io import read_jsonl
 
+# every test here shares the tiny pipeline built by `chain` (minutes on 2 cores)
+pytestmark = pytest.mark.slow
+
 TRAIN = ["--base-model", "tiny", "--max-steps", "6", "--lr", "2e-3", "--max-length", "384"]
 
 
@@ -360,19 +363,3 @@ def test_training_runs_data_parallel_with_one_run_logged_by_rank_0(chain):
         adapters = {a.path for a in client.list_artifacts(run_id, "adapters")}
         assert len(adapters) == int(new[0].data.tags["ixmcts.num_adapters"]) == (1 if stage == "sft" else 2)
         assert client.get_metric_history(run_id, "train/loss")
-
-
-def test_logging_helpers_do_nothing_on_other_ranks(tracking_env, monkeypatch, tmp_path):
-    from conftest import run_count
-    from ixmcts import tracking
-
-    monkeypatch.setenv("RANK", "1")
-    with tracking.stage_run("sft", "p4g") as run:
-        tracking.log_params({"a": 1})
-        tracking.log_metrics({"m": 1.0})
-        tracking.log_curve("train/loss", [(1, 0.5)])
-        tracking.set_tags({"x": "y"})
-        (tmp_path / "f.txt").write_text("x")
-        tracking.log_artifact(str(tmp_path / "f.txt"), "data")
-    assert run.info.run_id and mlflow.active_run() is None
-    assert run_count(tracking_env) == 0
