@@ -48,7 +48,7 @@ def test_bare_mlflow_run_builds_the_environment_and_searches(tmp_path):
     run_dir = tmp_path / "work"
     run_dir.mkdir()
     proc = subprocess.run(["mlflow", "run", str(ROOT), "-e", "search", "-P", "scenario=p4g"], cwd=run_dir, env=env,
-                          capture_output=True, text=True, timeout=2400)
+                          capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
 
     # the run, read with the project's venv (the outer one has no pytest)
