@@ -7,7 +7,7 @@
 # bookworm made with debootstrap, for machines that cannot pull nvidia/cuda). The PyPI wheels are
 # the image's own (torch, torchvision and vLLM built for CUDA 13); on a CPU machine they run on CPU.
 # Steps: build -> the installed CUDA wheels agree (deploy/cuda_variant.py) -> as uid 10001 with
-# /runs and /hf mounted, `mlflow run . -e search` (the CPU default settings, P4G) -> on the host,
+# /runs mounted (see in_image below), `mlflow run . -e search` (the CPU default settings, P4G) -> on the host,
 # a FINISHED search run with pairs in the experiment ixmcts-p4g and its artifacts on the /runs volume.
 #
 # Settings (environment): BASE_IMAGE, IMAGE (tag, default localhost/ixmcts:smoke), CA_BUNDLE (PEM
@@ -49,12 +49,15 @@ size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 echo "build: ${build_s}s (cached layers count as done), image size: $(( size / 1000000 )) MB"
 
 # the volumes, as Docker initialises named volumes from the image: owned by uid 10001
-mkdir -p "$WORK/runs" "$WORK/hf"
-chown 10001:10001 "$WORK/runs" "$WORK/hf"
+mkdir -p "$WORK/runs"
+chown 10001:10001 "$WORK/runs"
 ctr=$(buildah from "$IMAGE")
 trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
+# Only /runs is bind-mounted: with two -v binds, buildah 1.28 (Debian bookworm, chroot isolation)
+# loses every write to both (observed: the files stay in the container). /hf is the image's own
+# folder here (the converted model is not kept); `docker run -v ixmcts-hf:/hf` keeps it.
 in_image() {
-  buildah run --isolation chroot --network host --user 10001:10001 -v "$WORK/runs:/runs" -v "$WORK/hf:/hf" \
+  buildah run --isolation chroot --network host --user 10001:10001 -v "$WORK/runs:/runs" \
     --env HF_HUB_OFFLINE=1 --env OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$ctr" -- "$@"
 }
 
