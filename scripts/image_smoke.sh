@@ -83,8 +83,9 @@ assert exp is not None, "no experiment ixmcts-p4g in the volume's store"
 assert run.info.status == "FINISHED", run.info.status
 assert run.data.tags["ixmcts.stage"] == "search" and run.data.metrics["search/pairs"] > 0, run.data.metrics
 uri = run.info.artifact_uri
-assert uri.startswith("file:///runs/"), f"artifacts outside the volume: {uri}"
-on_host = runs / uri.removeprefix("file:///runs/")
+path = uri.removeprefix("file://")  # MLflow records a plain path or a file: URI
+assert path.startswith("/runs/"), f"artifacts outside the volume: {uri}"
+on_host = runs / path.removeprefix("/runs/")
 files = sorted(str(p.relative_to(on_host)) for p in on_host.rglob("*") if p.is_file())
 assert files, f"no artifacts in {on_host}"
 owners = {p.stat().st_uid for p in on_host.rglob("*")}
