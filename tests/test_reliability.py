@@ -52,7 +52,8 @@ def cli_search(tmp_path, *args):
 def assert_refused(result, *words):
     """Exit 2 with one `error:` line naming ``words``, and no traceback."""
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    # MLflow's own INFO lines (a first-time store creation) are not ours
+    lines = [line for line in result.stderr.splitlines() if line.strip() and " INFO mlflow." not in line]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.output
     for w in words:
@@ -369,3 +370,14 @@ def test_an_error_inside_the_run_tags_it_too(tracking_env, tmp_path, monkeypatch
     client = MlflowClient(tracking_env)
     (run,) = client.search_runs([client.get_experiment_by_name("ixmcts-p4g").experiment_id])
     assert run.info.status == "FAILED" and "nobody-here/no-such-model" in run.data.tags["ixmcts.error"]
+
+
+def test_human_eval_refuses_a_read_only_study_database_before_anything_loads(tmp_path, read_only_dir):
+    """Item 9: a read-only human-eval --db is named at once (StudyParams checks it before any model loads)."""
+    from ixmcts.human.study import StudyParams
+
+    folder = read_only_dir(tmp_path / "ro")
+    with pytest.raises(IxmctsError, match=r"study\.db \(study database\).*not writable"):
+        StudyParams(db=str(folder / "study.db"))
+    with pytest.raises(IxmctsError, match="threads must be at least 0"):
+        StudyParams(db=str(tmp_path / "ok.db"), threads=-1)

@@ -54,7 +54,8 @@ def watch_training(args: list[str], cwd, uri: str, role: str) -> dict:
     history seen while the run was still RUNNING."""
     out, err = open(cwd / f"sft-{role}.out", "w+"), open(cwd / f"sft-{role}.err", "w")
     proc = subprocess.Popen([sys.executable, str(ROOT / "entrypoints" / "sft.py"), "--role", role, *args], cwd=cwd,
-                            stdout=out, stderr=err, text=True, env=os.environ.copy())
+                            stdout=out, stderr=err, text=True,
+                            env={**os.environ, "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"})  # a short run gets samples
     client, seen = MlflowClient(uri), []
     while proc.poll() is None:
         time.sleep(0.25)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..data import load_conditions
 from ..errors import IxmctsError
+from ..io import require_writable
 from ..llm import Sampling, check_backend, make_backends
 from ..llm.models import ModelSpec
 from ..scenarios import get_scenario
@@ -45,8 +46,11 @@ class StudyParams:
         if not 0 <= self.port <= 65535:
             raise IxmctsError(f"port must be between 0 and 65535, got {self.port}")
         check_bind(self.host, self.allow_remote)
+        if self.threads < 0:
+            raise IxmctsError(f"threads must be at least 0, got {self.threads}")
         check_backend(self.backend)
         self.db = self.db or f"human-eval/{self.scenario}.db"
+        require_writable(self.db, "study database")  # SQLite writes beside the file too; before any model loads
 
 
 def check_bind(host: str, allow_remote: bool) -> None:

@@ -4,6 +4,7 @@ the DPO adapter disabled)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ..errors import IxmctsError
@@ -31,7 +32,9 @@ def train_dpo(sft_spec, pairs: list[dict], config: DPOStageConfig, output_dir: s
     if not pairs:
         raise IxmctsError("D is empty: nothing to align on")
     # precompute_ref_log_probs: the reference (SFT) policy scores each pair once, not at every epoch.
-    args = DPOConfig(beta=config.beta, loss_type=[config.loss_type], precompute_ref_log_probs=True,
+    # Not under a launcher: TRL's precomputed columns live in a datasets cache only rank 0 writes.
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    args = DPOConfig(beta=config.beta, loss_type=[config.loss_type], precompute_ref_log_probs=single,
                      **trainer_arguments(output_dir, config))
     trainer = DPOTrainer(model=load_causal_lm(sft_spec), args=args, train_dataset=Dataset.from_list(as_preference_rows(pairs)),
                          processing_class=load_tokenizer(sft_spec), peft_config=config.lora.config("CAUSAL_LM"),
