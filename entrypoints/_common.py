@@ -11,7 +11,7 @@ import click
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from ixmcts.errors import IxmctsError  # noqa: E402
-from ixmcts.options import ON_ERROR  # noqa: E402
+from ixmcts.options import ON_ERROR, Command  # noqa: E402,F401  (Command: every entry point's click class)
 
 
 def _tag_run_with_error(message: str) -> None:
@@ -28,14 +28,12 @@ ON_ERROR.append(_tag_run_with_error)
 def stage_options(stage: str):
     """The stage's options, generated from its Config (empty: the profile's value), and
     ``--scenario`` / ``--profile``, which every stage takes."""
-    from ixmcts.options import config_options
-    from ixmcts.profiles import COMMON, PROFILES, is_profiled, stages
+    from ixmcts.options import config_options, profile_option, scenario_option
+    from ixmcts.profiles import COMMON, is_profiled, stages
 
     def decorate(fn):
         fn = config_options(stages()[stage], profiled=lambda name: is_profiled(stage, name), skip=COMMON)(fn)
-        fn = click.option("--profile", "profile_name", default="cpu", show_default=True,
-                          help=f"{' | '.join(PROFILES)}: the settings an empty parameter takes (ixmcts.profiles)")(fn)
-        return click.option("--scenario", default="p4g", show_default=True, help="esc | p4g")(fn)
+        return scenario_option()(profile_option()(fn))
 
     return decorate
 

@@ -13,11 +13,11 @@ from ixmcts import tracking
 from ixmcts.errors import IxmctsError
 from ixmcts.io import read_jsonl
 from ixmcts.llm.models import ModelSpec
-from ixmcts.options import flatten, reports_errors
+from ixmcts.options import Command, flatten, reports_errors
 from ixmcts.train.dpo import train_dpo
 
 
-@click.command(help=__doc__)  # the module's description, under --help
+@click.command(cls=Command, help=__doc__)  # the module's description, under --help
 @click.option("--policy-run", required=True, help="the SFT policy (start and reference): its run id or models:/ixmcts-<scenario>-policy@sft")
 @click.option("--preference-run", required=True, help="run id of the preference run whose D is trained on")
 @stage_options("align")

@@ -13,23 +13,24 @@ import click
 import _common  # noqa: F401  (puts this checkout on sys.path)
 
 from ixmcts import tracking
-from ixmcts.options import reports_errors
+from ixmcts.scenarios import LANGUAGES
+from ixmcts.options import Command, choice, profile_option, reports_errors
 from ixmcts.annotate import AnnotateConfig, annotate_corpus
 from ixmcts.errors import IxmctsError
 
 
-@click.command(help=__doc__)  # the module's description, under --help
+@click.command(cls=Command, help=__doc__)  # the module's description, under --help
 @click.option("--input", "source", required=True, help="PsyDTCorpus JSON file")
 @click.option("--output", default="", help="annotated JSON (default: <input stem>_annotated.json here)")
 @click.option("--base-url", required=True, help="OpenAI-compatible API root, e.g. http://localhost:8000/v1")
 @click.option("--model", default="gpt-4o", show_default=True, help="the annotating LLM (the paper used GPT-4o)")
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="environment variable holding the key")
-@click.option("--language", default="zh", show_default=True, help="state format language: zh (paper) | en")
+@click.option("--language", default="zh", show_default=True, type=choice(LANGUAGES), help="state format language: zh (the paper's) | en")
 @click.option("--max-dialogues", default=0, type=int, help="annotate only the first N (0: all)")
 @click.option("--concurrency", default=4, type=int, show_default=True, help="requests in flight")
 @click.option("--max-retries", default=AnnotateConfig.max_retries, type=int, show_default=True,
               help="retries of a request on a rate limit (429, waiting as Retry-After asks), 5xx or a dropped connection")
-@click.option("--profile", default="paper", show_default=True, help="profile tag recorded on the run")
+@profile_option(default="paper", help="profile tag recorded on the run", dest="profile")
 @reports_errors
 def main(source, output, base_url, model, api_key_env, language, max_dialogues, concurrency, max_retries, profile):
     if not Path(source).is_file():

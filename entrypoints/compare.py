@@ -16,14 +16,14 @@ import click
 from _common import IxmctsError
 
 from ixmcts import tracking
-from ixmcts.options import reports_errors
+from ixmcts.options import Command, profile_option, reports_errors
 from ixmcts.evaluate.compare import Result, build_table, plot, to_csv, to_latex, to_markdown
 from ixmcts.human.report import write_report
 from ixmcts.io import atomic_open, read_jsonl
 
 
-@click.command(help=__doc__)  # the module's description, under --help
-@click.option("--profile", "profile_name", default="cpu", show_default=True, help="only evaluate runs of this profile")
+@click.command(cls=Command, help=__doc__)  # the module's description, under --help
+@profile_option(help="only evaluate runs of this profile")
 @click.option("--scenarios", default="esc,p4g", show_default=True, help="comma-separated scenarios whose runs are read")
 @click.option("--parent-run", default="", help="only evaluate runs under this parent run")
 @click.option("--runs", default="", help="comma-separated evaluate run ids (instead of searching the store)")

@@ -17,7 +17,7 @@ from ixmcts.evaluate import AdviceChooser, RewardChooser, interact, summarize
 from ixmcts.io import write_jsonl
 from ixmcts.llm import check_backend, make_backends
 from ixmcts.llm.models import ModelSpec
-from ixmcts.options import reports_errors
+from ixmcts.options import Command, choice, reports_errors
 from ixmcts.scenarios import get_scenario
 from ixmcts.train.reward import RewardScorer
 
@@ -25,9 +25,10 @@ METHODS = ("sft", "bon", "aligned")
 BON_REWARDS = ("engagement", "strategy", "knowledge")
 
 
-@click.command(help=__doc__)  # the module's description, under --help
-@click.option("--method", default="sft", show_default=True, help="sft | bon | aligned")
-@click.option("--reward", default="engagement", show_default=True, help="BoN reranking: engagement | strategy | knowledge")
+@click.command(cls=Command, help=__doc__)  # the module's description, under --help
+@click.option("--method", default="sft", show_default=True, type=choice(METHODS), help="the method evaluated: sft | bon | aligned")
+@click.option("--reward", default="engagement", show_default=True, type=choice(BON_REWARDS),
+              help="BoN reranking: engagement (the reward model) | strategy | knowledge (an advisor LLM)")
 @click.option("--policy-run", default="", help="SFT policy (sft, bon): run id or models:/ixmcts-<scenario>-policy@sft")
 @click.option("--aligned-run", default="", help="aligned policy (aligned): run id or models:/ixmcts-<scenario>-policy@aligned")
 @click.option("--reward-run", default="", help="reward model (bon with reward=engagement): run id or models:/ixmcts-<scenario>-reward@engagement")

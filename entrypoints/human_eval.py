@@ -18,10 +18,11 @@ from _common import IxmctsError
 
 from ixmcts import tracking
 from ixmcts.human import report
+from ixmcts.human.study import CHOICES as STUDY_CHOICES
 from ixmcts.human.study import HELP as STUDY_HELP
 from ixmcts.human.study import StudyParams, build_study, serve
 from ixmcts.io import read_jsonl
-from ixmcts.options import dataclass_options, reports_errors
+from ixmcts.options import Command, dataclass_options, profile_option, reports_errors
 from ixmcts.tracking import finish_guard
 
 
@@ -46,14 +47,14 @@ def log_study_data(store, name_a: str, name_b: str) -> dict[str, int]:
     return counts
 
 
-@click.command(help=__doc__)  # the module's description, under --help
-@dataclass_options(StudyParams, STUDY_HELP)
+@click.command(cls=Command, help=__doc__)  # the module's description, under --help
+@dataclass_options(StudyParams, STUDY_HELP, STUDY_CHOICES)
 @click.option("--model-a-run", default="", help="the first policy: an SFT (policy) or align run id")
 @click.option("--model-b-run", default="", help="the second policy: an SFT (policy) or align run id")
 @click.option("--name-a", default="SFT", show_default=True, help="the first policy's name in the data (never shown to raters)")
 @click.option("--name-b", default="Aligned", show_default=True, help="the second model's name in ratings.csv (never shown to raters)")
 @click.option("--pairs-run", default="", help="search (or merge) run whose D_p annotators label (empty: no annotation)")
-@click.option("--profile", default="cpu", show_default=True, help="profile tag recorded on the run")
+@profile_option(help="profile tag recorded on the run", dest="profile")
 @reports_errors
 def main(model_a_run, model_b_run, name_a, name_b, pairs_run, profile, **params):
     launcher = os.getppid() if os.environ.get("MLFLOW_RUN_ID") else None  # `mlflow run`'s process, while it is alive

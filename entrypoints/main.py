@@ -22,7 +22,7 @@ import _common  # noqa: F401  (puts this checkout on sys.path)
 from ixmcts import tracking
 from ixmcts.cli import parse_overrides
 from ixmcts.io import code_fingerprint
-from ixmcts.options import reports_errors
+from ixmcts.options import Command, flag, profile_option, reports_errors, scenario_option
 from ixmcts.profiles import plan
 
 PROJECT = str(Path(__file__).resolve().parents[1])
@@ -55,10 +55,10 @@ def run_stage(label: str, entry_point: str, params: dict, experiment_id: str, fo
     return tracking.run_entry_point(PROJECT, entry_point, params, experiment_id)
 
 
-@click.command(help=__doc__)  # the module's description, under --help
-@click.option("--scenario", default="p4g", show_default=True, help="esc | p4g")
-@click.option("--profile", "profile_name", default="cpu", show_default=True, help="paper | cpu | repro-cpu: the settings every stage starts from")
-@click.option("--force", default=False, type=bool, show_default=True, help="recompute every stage")
+@click.command(cls=Command, help=__doc__)  # the module's description, under --help
+@scenario_option()
+@profile_option(help="the settings every stage starts from (ixmcts.profiles; `ixmcts plan` prints them)")
+@flag("force", False, "recompute every stage (default: reuse a finished run with the same parameters and code)")
 @click.option("--overrides", default="{}", help='JSON: extra parameters per stage, e.g. {"sft": {"max_steps": 6}}')
 @click.option("--data-dir", default="", help="the corpus folder for profiles that read it (default: $IXMCTS_P4G_DIR / $IXMCTS_ESC_DIR)")
 @click.option("--output-dir", default="results", show_default=True, help="where Table 2 is copied (also in the run's artifacts)")

@@ -13,7 +13,7 @@ import click
 import _common  # noqa: F401  (puts this checkout on sys.path)
 
 from ixmcts import tracking
-from ixmcts.options import reports_errors
+from ixmcts.options import Command, flag, profile_option, reports_errors, scenario_option
 from ixmcts.errors import IxmctsError
 from ixmcts.io import read_jsonl, write_jsonl
 from ixmcts.search.merge import RUN_ONLY, Shard, merge_shards, merged_conditions
@@ -22,11 +22,11 @@ SUMMED = ("search/trees", "search/trajectories", "search/engaged_trajectories", 
           "search/ended_without_state", "search/conversations", "search/nodes", "search/llm_calls", "search/generated_tokens", "search/wall_sec")
 
 
-@click.command(help=__doc__)  # the module's description, under --help
-@click.option("--scenario", default="p4g", show_default=True, help="esc | p4g")
+@click.command(cls=Command, help=__doc__)  # the module's description, under --help
+@scenario_option()
 @click.option("--runs", required=True, help="comma-separated run ids of the search shards")
-@click.option("--allow-partial", default=False, type=bool, show_default=True, help="merge even if shards are missing")
-@click.option("--profile", default="cpu", show_default=True, help="profile tag recorded on the run")
+@flag("allow_partial", False, "merge even if shards are missing")
+@profile_option(help="profile tag recorded on the run", dest="profile")
 @reports_errors
 def main(scenario, runs, allow_partial, profile):
     ids = [r.strip() for r in runs.split(",") if r.strip()]

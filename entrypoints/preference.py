@@ -13,12 +13,12 @@ from ixmcts import tracking
 from ixmcts.io import read_jsonl, write_jsonl
 from ixmcts.llm import TransformersBackend
 from ixmcts.llm.models import ModelSpec
-from ixmcts.options import flatten, reports_errors
+from ixmcts.options import Command, flatten, reports_errors
 from ixmcts.train.preference import build_dt, merge_preferences
 from ixmcts.train.reward import RewardScorer
 
 
-@click.command(help=__doc__)  # the module's description, under --help
+@click.command(cls=Command, help=__doc__)  # the module's description, under --help
 @click.option("--policy-run", required=True, help="the SFT policy (its training contexts and model): run id or models:/ixmcts-<scenario>-policy@sft")
 @click.option("--reward-run", required=True, help="the reward model (its search run gives D_p): run id or models:/ixmcts-<scenario>-reward@engagement")
 @stage_options("preference")

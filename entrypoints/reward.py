@@ -13,11 +13,11 @@ from ixmcts import tracking
 from ixmcts.errors import IxmctsError
 from ixmcts.io import read_jsonl, write_jsonl
 from ixmcts.llm.models import ModelSpec
-from ixmcts.options import flatten, reports_errors
+from ixmcts.options import Command, flatten, reports_errors
 from ixmcts.train.reward import train_reward
 
 
-@click.command(help=__doc__)  # the module's description, under --help
+@click.command(cls=Command, help=__doc__)  # the module's description, under --help
 @click.option("--search-run", required=True, help="run id of the search whose D_p trains the model")
 @stage_options("reward")
 @num_processes_option

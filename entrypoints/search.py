@@ -11,11 +11,11 @@ import click
 from _common import stage_config, stage_options
 
 from ixmcts import tracking
-from ixmcts.options import reports_errors
+from ixmcts.options import Command, reports_errors
 from ixmcts.search.run import prepare_search, run_search
 
 
-@click.command(help=__doc__)  # the module's description, under --help
+@click.command(cls=Command, help=__doc__)  # the module's description, under --help
 @stage_options("search")
 @click.option("--policy-run", default="", help="the SFT policy instead of policy_model: run id or models:/ixmcts-<scenario>-policy@sft")
 @click.option("--simulator-run", default="", help="SFT run id of the user simulator (instead of simulator_model)")

@@ -10,16 +10,16 @@ import click
 from _common import adapter_saved, num_processes_option, relaunch, stage_config, stage_options, subsample
 
 from ixmcts import tracking
-from ixmcts.options import flatten, reports_errors
+from ixmcts.options import Command, choice, flatten, reports_errors
 from ixmcts.data import load_dialogues
 from ixmcts.io import write_jsonl
 from ixmcts.llm.models import ModelSpec
 from ixmcts.scenarios import get_scenario
-from ixmcts.train.sft import build_sft_examples, train_sft
+from ixmcts.train.sft import ROLES, build_sft_examples, train_sft
 
 
-@click.command(help=__doc__)  # the module's description, under --help
-@click.option("--role", default="policy", show_default=True, help="policy | simulator")
+@click.command(cls=Command, help=__doc__)  # the module's description, under --help
+@click.option("--role", default="policy", show_default=True, type=choice(ROLES), help="which model is fine-tuned: policy | simulator")
 @stage_options("sft")
 @num_processes_option
 @reports_errors

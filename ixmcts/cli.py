@@ -10,21 +10,22 @@ import click
 from .errors import IxmctsError
 from .human.study import HELP as STUDY_HELP
 from .human.study import StudyParams
-from .options import config_options, dataclass_options, reports_errors
+from .human.study import CHOICES as STUDY_CHOICES
+from .options import Group, config_options, dataclass_options, profile_option, reports_errors, scenario_option
 from .search.run import SearchParams
 
 __all__ = ["main", "reports_errors"]
 
 
-@click.group()
+@click.group(cls=Group)
 @click.version_option(package_name="ixmcts", prog_name="ixmcts")
 def main():
     """i×MCTS: search simulated conversations, extract preference pairs, align the policy."""
 
 
 @main.command()
-@click.option("--scenario", default="p4g", show_default=True, help="esc | p4g")
-@click.option("--profile", "profile_name", default="cpu", show_default=True, help="cpu | repro-cpu | paper")
+@scenario_option()
+@profile_option()
 @config_options(SearchParams, profiled=lambda name: True, skip=("scenario",))
 @click.option("--output-dir", default="search-output", show_default=True, help="where D_p and the trees are written")
 @reports_errors
@@ -41,8 +42,8 @@ def search(scenario, profile_name, output_dir, **settings):
 
 
 @main.command()
-@click.option("--scenario", default="p4g", show_default=True, help="esc | p4g")
-@click.option("--profile", "profile_name", default="cpu", show_default=True, help="cpu | repro-cpu | paper")
+@scenario_option()
+@profile_option()
 @click.option("--data-dir", default="", help="the corpus folder (default: $IXMCTS_P4G_DIR / $IXMCTS_ESC_DIR)")
 @click.option("--overrides", default="{}", help='JSON: parameters per stage on top of the profile, e.g. {"search": {"K": 9}}')
 @reports_errors
@@ -94,8 +95,8 @@ def human_eval():
 @click.option("--ratings", required=True, help="ratings.csv: session_id, rater_id, model, supportiveness, willingness")
 @click.option("--annotations", default="", help="annotations.csv: pair_id, annotator, label (a1|a2|tie); imcts = the ranking")
 @click.option("--model", default="Aligned", show_default=True, help="the arm compared against --baseline")
-@click.option("--baseline", default="SFT", show_default=True)
-@click.option("--output-dir", default="results/human", show_default=True)
+@click.option("--baseline", default="SFT", show_default=True, help="the arm --model is compared against")
+@click.option("--output-dir", default="results/human", show_default=True, help="where table5.md and figure3.png are written")
 @reports_errors
 def human_eval_report(ratings, annotations, model, baseline, output_dir):
     """Table 5 (means, 95% bootstrap CIs, ±1 rating-noise test), Figure 3 (win rates) and kappa."""
@@ -107,11 +108,11 @@ def human_eval_report(ratings, annotations, model, baseline, output_dir):
 
 
 @human_eval.command("serve")
-@dataclass_options(StudyParams, STUDY_HELP)
+@dataclass_options(StudyParams, STUDY_HELP, STUDY_CHOICES)
 @click.option("--model-a", required=True, help="first model: a registry name, local folder or hub id (e.g. a merged SFT policy)")
-@click.option("--model-b", required=True, help="second model")
+@click.option("--model-b", required=True, help="second model: a registry name, local folder or hub id (e.g. a merged aligned policy)")
 @click.option("--name-a", default="SFT", show_default=True, help="the first model's name in ratings.csv (never shown to raters)")
-@click.option("--name-b", default="Aligned", show_default=True)
+@click.option("--name-b", default="Aligned", show_default=True, help="the second model's name in ratings.csv (never shown to raters)")
 @click.option("--pairs", default="", help="D_p (dp.jsonl) to sample annotation pairs from")
 @reports_errors
 def human_eval_serve(model_a, model_b, name_a, name_b, pairs, **params):
@@ -131,7 +132,8 @@ def human_eval_serve(model_a, model_b, name_a, name_b, pairs, **params):
 
 @human_eval.command("export")
 @click.option("--db", required=True, help="the study's SQLite database")
-@click.option("--output-dir", default="results/human", show_default=True)
+@click.option("--output-dir", default="results/human", show_default=True,
+              help="where ratings.csv, annotations.csv and conversations.jsonl are written")
 @reports_errors
 def human_eval_export(db, output_dir):
     """ratings.csv, annotations.csv (with the i×MCTS ranking as annotator `imcts`) and conversations.jsonl."""

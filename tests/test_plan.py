@@ -193,7 +193,7 @@ def test_ixmcts_plan_without_the_corpus_folder_shows_where_it_goes(monkeypatch):
     assert json.loads(proc.stdout)["search"]["data_dir"] == "{data_dir}"
     assert "--data-dir" in proc.stderr
     bad = cli("--scenario", "p4g", "--profile", "gpu")
-    assert bad.returncode == 2 and "unknown profile 'gpu'" in bad.stderr
+    assert bad.returncode == 2 and "'gpu' is not one of 'paper', 'cpu', 'repro-cpu'" in bad.stderr
 
 
 def test_main_refuses_an_overlapping_evaluation_before_any_run(tracking_env, tmp_path):

@@ -55,7 +55,7 @@ def test_download_from_a_mirror_verifies_and_a_corrupt_file_is_refused(mirror, t
 
 def test_bad_requests_are_one_clear_error(tracking_env, tmp_path):
     proc = run_entrypoint("prepare", "--corpus", "esconv", cwd=tmp_path)
-    assert proc.returncode == 2 and "unknown corpus 'esconv'" in proc.stderr
+    assert proc.returncode == 2 and "'esconv' is not one of 'p4g', 'psydt', 'psyqa'" in proc.stderr
     proc = run_entrypoint("prepare", "--corpus", "psyqa", cwd=tmp_path)
     assert proc.returncode == 2 and "no public download" in proc.stderr
     proc = run_entrypoint("prepare", "--corpus", "p4g", "--path", str(tmp_path), cwd=tmp_path)

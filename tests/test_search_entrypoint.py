@@ -140,7 +140,7 @@ def _write_corpus_with_empty_dialogue(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--scenario", "chess"], "unknown scenario 'chess'"),
+    (["--scenario", "chess"], "'chess' is not one of 'esc', 'p4g'"),
     (["--K", "0"], "K must be at least 1"),
     (["--e", "0"], "e must be at least 1"),
     (["--conditions", "nowhere.jsonl"], "nowhere.jsonl: file not found"),

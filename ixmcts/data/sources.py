@@ -64,15 +64,15 @@ def _download(url: str, dest: Path, timeout: float = 120.0) -> None:
         raise IxmctsError(f"{url}: download failed ({getattr(exc, 'reason', exc)})") from None
 
 
-def prepare_corpus(name: str, dest: str | Path, path: str | Path = "", mirror: str = "") -> dict:
-    """Verify a corpus in ``path`` (a local folder) or download it into ``dest`` (from
+def prepare_corpus(name: str, output_dir: str | Path, path: str | Path = "", mirror: str = "") -> dict:
+    """Verify a corpus in ``path`` (a local folder) or download it into ``output_dir`` (from
     upstream, or from ``mirror``: a URL prefix holding the same file names). Returns the
     folder and each file's hash; raises on a missing file, a checksum mismatch or a file
     the loader cannot parse."""
     if name not in CORPORA:
         raise IxmctsError(f"unknown corpus {name!r}; choose one of: {', '.join(CORPORA)}")
     files = CORPORA[name]
-    folder = Path(path) if path else Path(dest) / name
+    folder = Path(path) if path else Path(output_dir) / name
     if not path:
         for f in files:
             url = f"{mirror.rstrip('/')}/{f.name}" if mirror else f.url

@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..errors import IxmctsError
+from ..llm import BACKENDS
 from ..llm.backend import POLICY_SAMPLING, SIMULATOR_SAMPLING
 from ..options import setting
+from ..scenarios import LANGUAGES
 from .interact import EvalConfig
 
 
@@ -26,9 +28,9 @@ class EvaluateParams:
     max_turns: int = setting(0, "utterances of both sides before the talk is cut; 0 = the scenario's (paper: ESC 50, P4G 30)")
     closing: bool = setting(False, "ask the closing question at the turn limit (not in the paper)")
     max_new_tokens: int = setting(POLICY_SAMPLING.max_new_tokens, "max new tokens per generated turn (paper 512)")
-    language: str = setting("", "ESC prompt language: zh (the paper's) | en (empty: the scenario's)")
+    language: str = setting("", "ESC prompt language: zh (the paper's) | en (empty: the scenario's)", choices=LANGUAGES)
     threads: int = setting(0, "torch CPU threads (0: torch's default)")
-    backend: str = setting("transformers", "generation backend: transformers | vllm (CUDA)")
+    backend: str = setting("transformers", "generation backend: transformers | vllm (CUDA)", choices=BACKENDS)
     seed: int = setting(0, "random seed (the same for every method, so all face identically seeded simulators)")
 
     def __post_init__(self):

@@ -74,6 +74,8 @@ def allowed_hosts(params: StudyParams) -> frozenset[str] | None:
     return None if params.allow_remote else LOOPBACK_HOSTS | {params.host}
 
 
+CHOICES = {"scenario": ("esc", "p4g"), "language": ("en", "zh"), "backend": ("transformers", "vllm")}
+
 HELP = {
     "scenario": "esc | p4g: the problem statements and the models' prompt format",
     "language": "ESC prompt language: en | zh",

@@ -17,10 +17,11 @@ from ..data import load_conditions
 from ..data.schema import Condition
 from ..errors import IxmctsError
 from ..io import atomic_folder, cache_dir, check_output_folder, code_fingerprint, require_writable, write_jsonl
+from ..llm import BACKENDS
 from ..llm.backend import POLICY_SAMPLING, SIMULATOR_SAMPLING
 from ..llm.models import ModelSpec
 from ..options import setting
-from ..scenarios import get_scenario
+from ..scenarios import LANGUAGES, get_scenario
 from .engine import SearchConfig, SearchEngine
 from .pairs import extract_pairs
 
@@ -43,7 +44,7 @@ class SearchParams:
                                         ".jsonl path (paper: ~700 synthesized personas / 4,000 PsyQA descriptions)")
     num_conditions: int = setting(4, "user conditions (trees) searched, from the start of the pool (at least 1)")
     data_dir: str = setting("", "P4G corpus folder (full_dialog.csv, full_info.csv) for conditions=synth|corpus")
-    language: str = setting("en", "ESC prompt language: en, or zh (the paper's)")
+    language: str = setting("en", "ESC prompt language: en, or zh (the paper's)", choices=LANGUAGES)
     K: int = setting(SearchConfig.K, "K: live model nodes kept per depth per tree (paper 81, §4.6)")
     e: int = setting(SearchConfig.e, "e: policy samples per expansion (paper 3, §4.6)")
     T: int = setting(0, "T: maximum depth in policy turns; 0 = the scenario's (paper: ESC 25, P4G 15)")
@@ -60,7 +61,8 @@ class SearchParams:
     num_shards: int = setting(1, "number of shards the conditions are split into")
     threads: int = setting(0, "torch CPU threads (0 = torch's default)")
     batch_size: int = setting(16, "prompts per generate() batch")
-    backend: str = setting("transformers", "generation backend: transformers (any machine) | vllm (CUDA, prefix caching, LoRA)")
+    backend: str = setting("transformers", "generation backend: transformers (any machine) | vllm (CUDA, prefix caching, LoRA)",
+                           choices=BACKENDS)
     checkpoint_dir: str = setting("", "checkpoint folder (empty: $IXMCTS_CACHE/search/<hash of these settings>)")
 
     def __post_init__(self):

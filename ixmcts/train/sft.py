@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..data.schema import MODEL, USER, Dialogue
 from ..errors import IxmctsError
+from ..scenarios import LANGUAGES
 from ..scenarios.base import Scenario
 from ..options import setting
 from .common import TrainingSettings, log_history, step_callbacks, trainer_arguments
@@ -28,7 +29,7 @@ class SFTStageConfig(TrainingSettings):
                                   "ESC Qwen2.5-7B-Instruct, P4G Llama-3.2-3B-Instruct; §4.6)")
     data: str = setting("", "dialogues: sample | a P4G corpus folder | a PsyDTCorpus JSON file with annotated states "
                             "(empty: the scenario's paper corpus in data_dir)")
-    language: str = setting("", "ESC prompt language: zh (the paper's) | en (empty: the scenario's)")
+    language: str = setting("", "ESC prompt language: zh (the paper's) | en (empty: the scenario's)", choices=LANGUAGES)
     lr: float = setting(5e-5, "learning rate (paper 5e-5, §4.6)")
     epochs: float = setting(3.0, "training epochs (paper 3)")
     max_examples: int = setting(0, "subsample the SFT examples to this many (0: all)")
