@@ -22,8 +22,23 @@ def test_table_with_a_missing_cell_and_paired_tests(tmp_path):
     aligned = next(l for l in lines if l.startswith("| Aligned"))
     assert "2.00 [1.90, 2.10]" in aligned and "80.47%" in aligned and "1.29" in aligned  # ours beside the paper's
     knowledge = next(l for l in lines if "| Knowledge |" in l)
-    assert knowledge.split(" | ")[2] == "—" and knowledge.split(" | ")[5] == "—"  # missing stays missing
+    assert knowledge.split(" | ")[2] == "—" and knowledge.split(" | ")[6] == "—"  # missing stays missing
     assert "60.00% [50.00%, 70.00%]" in next(l for l in lines if l.startswith("| SFT"))
     assert to_csv(table).count("\n") == 6 and "\\toprule" in to_latex(table)
     plot(table, str(tmp_path / "table2.png"))
     assert (tmp_path / "table2.png").stat().st_size > 1000
+
+
+def test_the_table_says_how_many_dialogues_each_method_had():
+    """Issue 17: BoN may be evaluated on fewer dialogues than SFT and Aligned; the table says so."""
+    from ixmcts.evaluate.compare import HEADER
+
+    sft = fake("p4g", "sft", "-", 0.5, "r1", {f"c{i}": 0.25 for i in range(128)})
+    sft.metrics["eval/interactions"] = 128
+    bon = fake("p4g", "bon", "strategy", 0.6, "r2", {f"c{i}": 0.3 for i in range(64)})
+    bon.metrics["eval/interactions"] = 64
+    aligned = fake("p4g", "aligned", "engagement", 0.7, "r3", {f"c{i}": 0.35 for i in range(128)})  # no metric: outcomes
+    lines = to_markdown(build_table([sft, bon, aligned])).splitlines()
+    column = HEADER.index("P4G n")
+    # rows: SFT, BoN strategy, BoN knowledge (not evaluated), BoN engagement (not evaluated), Aligned
+    assert [l.strip("|").split(" | ")[column].strip() for l in lines[2:]] == ["128", "64", "—", "—", "128"]

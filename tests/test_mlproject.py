@@ -10,7 +10,7 @@ from mlflow.projects._project_spec import load_project
 from conftest import ROOT
 
 STAGES = ["main", "search", "sft", "reward", "preference", "align", "evaluate", "compare", "merge", "annotate",
-          "prepare", "human-eval"]
+          "prepare", "human-eval", "sensitivity"]
 
 
 def test_every_stage_is_an_entry_point():
@@ -74,7 +74,7 @@ def disagreements(stage: str, project: Path) -> list[str]:
         if param.type != ("float" if kind in (int, float) else "string") or option_type(option) is not kind:
             found.append(f"{name}: type {param.type} / {option_type(option).__name__}, Config {kind.__name__}")
         if is_profiled(stage, name):
-            if param.default != "" or option.default != "":
+            if param.default != "" or option.default not in ("", None):  # None: a flag left out
                 found.append(f"{name}: default {param.default!r} / {option.default!r}, should be empty (the profile's)")
         elif param.default is None or not cast(kind, name, param.default) == default == option.default:
             found.append(f"{name}: default {param.default!r} / {option.default!r}, Config {default!r}")

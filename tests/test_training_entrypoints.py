@@ -342,9 +342,31 @@ def test_compare_builds_table2_from_the_tracked_evaluate_runs(chain, evaluated):
     md = (out / "table2.md").read_text()
     sft = next(l for l in md.splitlines() if l.startswith("| SFT"))
     assert sft.split(" | ")[2] == "—"  # no ESC evaluation was run: missing, not filled in
-    assert "[" in sft.split(" | ")[5]  # the P4G donation with its CI
+    assert "[" in sft.split(" | ")[6] and sft.split(" | ")[8] == "3"  # the P4G donation with its CI; P4G n: 3 dialogues
     assert (out / "table2.png").exists() and (out / "table2.csv").exists() and (out / "table2.tex").exists()
     assert "profile `cpu`" in md
+
+
+def test_sensitivity_check_on_the_registered_simulator(chain):
+    """Issue 17 item 1, as the README runs it: the SFT simulator (by its registry alias) against
+    replayed and off-task persuaders; a missing corpus is refused before any run."""
+    tmp, out = chain["tmp"], chain["tmp"] / "sensitivity-results"
+    proc = run_entrypoint("sensitivity", "--simulator-run", "models:/ixmcts-p4g-simulator@sft", "--data-dir", "sample",
+                          "--conditions", "sample", "--conditions-offset", "0", "--num-dialogues", "3", "--max-turns", "4",
+                          "--max-new-tokens", "8", "--threads", "1", "--output-dir", str(out), cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = MlflowClient(chain["uri"]).search_runs([MlflowClient(chain["uri"]).get_experiment_by_name("ixmcts-p4g").experiment_id],
+                                                 "tags.`ixmcts.stage` = 'sensitivity'")[0]
+    m = run.data.metrics
+    assert run.info.status == "FINISHED" and m["sensitivity/dialogues"] == 3
+    assert m["sensitivity/difference"] == m["sensitivity/donation_replayed"] - m["sensitivity/donation_off_task"]
+    assert 0 <= m["sensitivity/p_value"] <= 1 and m["sensitivity/difference_ci_low"] <= m["sensitivity/difference_ci_high"]
+    assert run.data.tags["ixmcts.upstream.simulator"] == chain["runs"]["simulator"]
+    assert "persuader | mean donation $" in (out / "sensitivity.md").read_text()
+    env_without_corpus = {k: v for k, v in os.environ.items() if k != "IXMCTS_P4G_DIR"}
+    proc = subprocess.run([sys.executable, str(ROOT / "entrypoints" / "sensitivity.py"), "--simulator-run",
+                           chain["runs"]["simulator"]], cwd=tmp, capture_output=True, text=True, env=env_without_corpus)
+    fails(proc, "pass data_dir")
 
 
 def test_training_runs_data_parallel_with_one_run_logged_by_rank_0(chain):

@@ -1,8 +1,9 @@
 """Table 2 from evaluation results, beside the paper's numbers.
 
 Rows are method × reward (SFT; BoN with strategy / knowledge / engagement; Aligned); columns
-are ESC engaged rate and #turn, P4G donation and #turn, each with its 95% CI, and a paired
-permutation test of each method against SFT on the same conditions. A cell without a
+are ESC engaged rate and #turn, P4G donation and #turn, each with its 95% CI, the number of
+dialogues behind it (``n``: methods may be evaluated on different counts), and a paired
+permutation test of each method against SFT on the conditions both were evaluated on. A cell without a
 result stays missing ("—"); nothing is filled in.
 """
 
@@ -45,6 +46,7 @@ class Cell:
     turns: float | None = None
     p_vs_sft: float | None = None
     run_id: str = ""
+    n: int | None = None  # dialogues (interactions) evaluated
 
 
 def build_table(results: list[Result]) -> dict[tuple[str, str], dict[str, Cell]]:
@@ -56,7 +58,7 @@ def build_table(results: list[Result]) -> dict[tuple[str, str], dict[str, Cell]]
             continue
         key = f"eval/{SCENARIOS[r.scenario].headline_metric}"
         table[row][r.scenario] = Cell(r.metrics.get(key), r.metrics.get(key + "_ci_low"), r.metrics.get(key + "_ci_high"),
-                                      r.metrics.get("eval/turns_mean"), None, r.run_id)
+                                      r.metrics.get("eval/turns_mean"), None, r.run_id, _count(r))
     for scenario in SCENARIOS:
         sft = next((r for r in reversed(results) if r.scenario == scenario and r.method == "sft"), None)
         for r in results:
@@ -68,6 +70,11 @@ def build_table(results: list[Result]) -> dict[tuple[str, str], dict[str, Cell]]
             if shared:
                 cell.p_vs_sft = paired_permutation_test([r.outcomes[c] for c in shared], [sft.outcomes[c] for c in shared])
     return table
+
+
+def _count(r: Result) -> int | None:
+    n = r.metrics.get("eval/interactions")
+    return int(n) if n is not None else (len(r.outcomes) or None)
 
 
 def _fmt(v: float | None, pct: bool = False, digits: int = 2) -> str:
@@ -82,6 +89,10 @@ def _ci(c: Cell | None, pct: bool) -> str:
     return f"{_fmt(c.value, pct)} [{_fmt(c.low, pct)}, {_fmt(c.high, pct)}]"
 
 
+def _n(c: Cell | None) -> str:
+    return "—" if c is None or c.n is None else str(c.n)
+
+
 def rows_for_output(table) -> list[list[str]]:
     out = []
     for row in ROWS:
@@ -89,14 +100,14 @@ def rows_for_output(table) -> list[list[str]]:
         esc, p4g = table[row].get("esc"), table[row].get("p4g")
         paper = PAPER[row]
         out.append([method, reward,
-                    _ci(esc, True), _fmt(esc.turns if esc else None), _fmt(esc.p_vs_sft if esc else None, digits=3),
-                    _ci(p4g, False), _fmt(p4g.turns if p4g else None), _fmt(p4g.p_vs_sft if p4g else None, digits=3),
+                    _ci(esc, True), _fmt(esc.turns if esc else None), _n(esc), _fmt(esc.p_vs_sft if esc else None, digits=3),
+                    _ci(p4g, False), _fmt(p4g.turns if p4g else None), _n(p4g), _fmt(p4g.p_vs_sft if p4g else None, digits=3),
                     f"{100 * paper[0]:.2f}%", f"{paper[1]:.2f}", f"{paper[2]:.2f}", f"{paper[3]:.2f}"])
     return out
 
 
-HEADER = ["method", "reward", "ESC engaged rate [95% CI]", "ESC #turn", "ESC p vs SFT",
-          "P4G donation $ [95% CI]", "P4G #turn", "P4G p vs SFT",
+HEADER = ["method", "reward", "ESC engaged rate [95% CI]", "ESC #turn", "ESC n", "ESC p vs SFT",
+          "P4G donation $ [95% CI]", "P4G #turn", "P4G n", "P4G p vs SFT",
           "paper ESC engaged", "paper ESC #turn", "paper P4G donation $", "paper P4G #turn"]
 
 

@@ -68,7 +68,10 @@ def interact(scenario: Scenario, policy, simulator, conditions: list[Condition],
     active = [i for i in active if not records[i]["ended"]]
     while active:
         prompts = [scenario.policy_messages(conditions[i], histories[i]) for i in active]
-        outs = policy.generate(prompts, config.n, config.policy_sampling, seed=seed(1))
+        if hasattr(policy, "say"):  # a scripted persuader (the simulator sensitivity check)
+            outs = [[policy.say(i, sum(t.role == MODEL for t in histories[i]))] * config.n for i in active]
+        else:
+            outs = policy.generate(prompts, config.n, config.policy_sampling, seed=seed(1))
         picks = chooser.choose(prompts, outs) if config.n > 1 else [0] * len(active)
         for i, cands, k in zip(active, outs, picks):
             parsed = scenario.parse_policy(cands[k])
