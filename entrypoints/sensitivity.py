@@ -22,6 +22,7 @@ from ixmcts.data import load_conditions, load_dialogues
 from ixmcts.evaluate.sensitivity import SensitivityParams, high_donation_scripts, measure_sensitivity, to_markdown
 from ixmcts.io import atomic_open, write_jsonl
 from ixmcts.llm import make_backends
+from ixmcts.llm.models import ModelSpec
 from ixmcts.options import build, config_options, profile_option, reports_errors
 from ixmcts.profiles import env_data_dir
 from ixmcts.scenarios import get_scenario
@@ -30,8 +31,8 @@ SCENARIO = "p4g"  # the donation is what the check measures
 
 
 @click.command(cls=Command, help=__doc__)  # the module's description, under --help
-@click.option("--simulator-run", required=True,
-              help="the SFT simulator: run id or models:/ixmcts-p4g-simulator@sft")
+@click.option("--simulator-run", default="",
+              help="the SFT simulator: run id or models:/ixmcts-p4g-simulator@sft (or give simulator_model)")
 @config_options(SensitivityParams)
 @click.option("--output-dir", default="", help="also write sensitivity.md here (empty: only log it)")
 @profile_option(default="repro-cpu", help="profile tag recorded on the run", dest="profile")
@@ -47,13 +48,16 @@ def main(simulator_run, output_dir, profile, **settings):
     if len(personas) < 2:
         raise IxmctsError(f"{params.conditions}: {len(personas)} personas after the first {params.conditions_offset}")
     scripts = high_donation_scripts(load_dialogues(SCENARIO, data_dir), len(personas))
-    simulator = tracking.upstream(simulator_run, "sft", SCENARIO, role="simulator")  # checked before any work
+    if bool(simulator_run) == bool(params.simulator_model):
+        raise IxmctsError("give the simulator: simulator_run (an SFT simulator) or simulator_model (prompted), not both")
+    # checked before any work
+    simulator = tracking.upstream(simulator_run, "sft", SCENARIO, role="simulator") if simulator_run else None
 
     sc = get_scenario(SCENARIO)
     with tracking.stage_run("sensitivity", SCENARIO, profile=profile, method="sensitivity") as run, \
             tempfile.TemporaryDirectory(prefix="ixmcts-sensitivity-") as tmp:
         tracking.tag_upstream(simulator=simulator_run)
-        spec = tracking.model_spec_of(simulator, tmp)
+        spec = tracking.model_spec_of(simulator, tmp) if simulator else ModelSpec(params.simulator_model)
         tracking.log_params({"data_dir_effective": data_dir, "num_personas": len(personas), "base_model": spec.base})
         backend = make_backends({"simulator": spec}, "transformers", threads=params.threads or None)["simulator"]
         from tqdm.auto import tqdm
@@ -76,7 +80,8 @@ def main(simulator_run, output_dir, profile, **settings):
         write_jsonl(Path(tmp) / "conditions.jsonl", (c.to_dict() for c in personas))
         tracking.log_jsonl_dataset(Path(tmp) / "conditions.jsonl", "sensitivity-personas", "evaluation",
                                    json_columns=("attributes",))
-        report = to_markdown(summary, f"Simulator sensitivity (run `{run.info.run_id}`, simulator `{simulator.info.run_id}`, "
+        who = f"SFT simulator run `{simulator.info.run_id}`" if simulator else f"prompted `{params.simulator_model}`"
+        report = to_markdown(summary, f"Simulator sensitivity (run `{run.info.run_id}`, {who}, "
                                       f"{params.max_turns} utterances, seed {params.seed})")
         (Path(tmp) / "sensitivity.md").write_text(report, encoding="utf-8")
         tracking.log_artifact(str(Path(tmp) / "sensitivity.md"))

@@ -367,6 +367,7 @@ def test_sensitivity_check_on_the_registered_simulator(chain):
     proc = subprocess.run([sys.executable, str(ROOT / "entrypoints" / "sensitivity.py"), "--simulator-run",
                            chain["runs"]["simulator"]], cwd=tmp, capture_output=True, text=True, env=env_without_corpus)
     fails(proc, "pass data_dir")
+    fails(run_entrypoint("sensitivity", "--data-dir", "sample", cwd=tmp), "give the simulator")
 
 
 def test_training_runs_data_parallel_with_one_run_logged_by_rank_0(chain):

@@ -50,6 +50,8 @@ class SensitivityParams:
     """The check's settings; defaults: the ``repro-cpu`` evaluation's (held-out synthesized
     personas 16+, 12 utterances, the closing donation question, 40 new tokens)."""
 
+    simulator_model: str = setting("", "a prompted simulator (registry name, folder or hub id) instead of an SFT "
+                                       "simulator run, e.g. smollm2-135m-instruct")
     data_dir: str = setting("", "P4G corpus folder: the replayed dialogues and the personas (default: $IXMCTS_P4G_DIR; "
                                 "`sample`: the bundled sample dialogues)")
     conditions: str = setting("synth", "the personas: synth (synthesized from the corpus, as the search and evaluate) | "
