@@ -30,7 +30,10 @@ KEY_METRICS = ("search/pairs", "search/engaged_trajectories", "search/trajectori
 
 
 def wall(run) -> float:
-    return (run.info.end_time - run.info.start_time) / 1000
+    import time
+
+    end = run.info.end_time or time.time() * 1000  # a run still going: so far
+    return (end - run.info.start_time) / 1000
 
 
 @click.command(help=__doc__)
