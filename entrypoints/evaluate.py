@@ -40,10 +40,6 @@ def main(scenario, profile_name, method, reward, policy_run, aligned_run, reward
     simulator_model, advisor_model, threads, backend, seed = (params.simulator_model, params.advisor_model, params.threads,
                                                               params.backend, params.seed)
     sc = get_scenario(scenario, language=params.language)
-    if method not in METHODS:
-        raise IxmctsError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
-    if method == "bon" and reward not in BON_REWARDS:
-        raise IxmctsError(f"unknown BoN reward {reward!r}; choose one of: {', '.join(BON_REWARDS)}")
     check_backend(backend)
     config = params.eval_config(method == "bon", sc.max_turns)
     # held out: the pool's first conditions_offset are the search's (a synthesized pool grows to fit)

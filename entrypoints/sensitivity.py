@@ -39,6 +39,8 @@ SCENARIO = "p4g"  # the donation is what the check measures
 @reports_errors
 def main(simulator_run, output_dir, profile, **settings):
     params = build(SensitivityParams, settings)
+    if bool(simulator_run) == bool(params.simulator_model):
+        raise IxmctsError("give the simulator: simulator_run (an SFT simulator) or simulator_model (prompted), not both")
     data_dir = params.data_dir or env_data_dir(SCENARIO)
     if not data_dir:
         raise IxmctsError("the check replays corpus dialogues: pass data_dir (or set IXMCTS_P4G_DIR)")
@@ -48,8 +50,6 @@ def main(simulator_run, output_dir, profile, **settings):
     if len(personas) < 2:
         raise IxmctsError(f"{params.conditions}: {len(personas)} personas after the first {params.conditions_offset}")
     scripts = high_donation_scripts(load_dialogues(SCENARIO, data_dir), len(personas))
-    if bool(simulator_run) == bool(params.simulator_model):
-        raise IxmctsError("give the simulator: simulator_run (an SFT simulator) or simulator_model (prompted), not both")
     # checked before any work
     simulator = tracking.upstream(simulator_run, "sft", SCENARIO, role="simulator") if simulator_run else None
 
@@ -63,13 +63,10 @@ def main(simulator_run, output_dir, profile, **settings):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=2 * len(personas), desc="dialogues done (both persuaders)", unit="dialogue")
-        done = [0]
 
         def progress(finished, total):
-            bar.n = done[0] + finished
+            bar.n = finished
             bar.refresh()
-            if finished == total:
-                done[0] += total
 
         result = measure_sensitivity(sc, backend, personas, scripts, params.eval_config(), progress=progress)
         bar.close()

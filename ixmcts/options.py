@@ -126,10 +126,10 @@ def choice(values, empty: bool = False):
     return Choice(list(values))
 
 
-def flag(name: str, default, help: str, *, dest: str | None = None, show_default=True):
+def flag(name: str, default, help: str, *, show_default=True):
     """A boolean option as a flag pair ``--name / --no-name`` (default None: the profile's)."""
     option = _option_name(name)
-    return click.option(f"{option}/--no-{option[2:]}", dest or name, default=default, show_default=show_default,
+    return click.option(f"{option}/--no-{option[2:]}", name, default=default, show_default=show_default,
                         help=help)
 
 

@@ -123,8 +123,10 @@ def measure_sensitivity(scenario: Scenario, simulator, conditions: list[Conditio
         raise IxmctsError(f"{len(replayed)} replayed scripts for {len(conditions)} conditions")
     arms = {"replayed": ScriptedPersuader(list(replayed)),
             "off_task": ScriptedPersuader([OFF_TASK] * len(conditions))}
-    records = {name: interact(scenario, persuader, simulator, conditions, config, progress=progress)
-               for name, persuader in arms.items()}
+    records = {}
+    for k, (name, persuader) in enumerate(arms.items()):  # progress counts both arms' dialogues
+        step = (lambda done, total, k=k: progress(k * total + done, 2 * total)) if progress else None
+        records[name] = interact(scenario, persuader, simulator, conditions, config, progress=step)
     dollars = {name: [scenario.headline_value(r["engagement"]) for r in rs] for name, rs in records.items()}
     return Sensitivity(dollars["replayed"], dollars["off_task"], records)
 
