@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import mlflow
@@ -198,22 +199,30 @@ def test_stopping_mlflow_run_by_its_process_group_still_logs_the_study(signals, 
 
 def test_the_finish_guard_undoes_only_the_launchers_late_failed(tracking_env):
     """What an interrupted `mlflow run` parent does after the entry point exited (marks the run
-    FAILED although it is FINISHED) is undone once that parent is gone; a run that the entry
-    point did not finish is left as it is."""
+    FAILED although it is FINISHED) is undone once that parent is gone, whether the parent writes
+    while the guard watches or before the guard has even started (it needs seconds to import
+    MLflow: the race CI lost); a run that the entry point did not finish gets no guard."""
     from ixmcts.tracking import finish_guard
 
     client = MlflowClient(tracking_env)
-    finished = fake_run("human-eval", "esc")
-    end_time = client.get_run(finished).info.end_time
-    launcher = subprocess.Popen([sys.executable, "-c", "import sys, time; from mlflow import MlflowClient; time.sleep(1); "
-                                 "MlflowClient(sys.argv[1]).set_terminated(sys.argv[2], 'FAILED')", tracking_env, finished])
-    assert finish_guard.keep_finished(finished, launcher.pid, wait_s=60, grace_s=0.5)
-    launcher.wait()
-    run = client.get_run(finished)
-    assert run.info.status == "FINISHED" and run.info.end_time == end_time
-    assert "FAILED" in run.data.tags[finish_guard.RESTORED_TAG]
+    mark_failed = ("import sys, time; from mlflow import MlflowClient; time.sleep(float(sys.argv[3])); "
+                   "MlflowClient(sys.argv[1]).set_terminated(sys.argv[2], 'FAILED')")
+    for delay_s, parent_gone_first in ((1, False), (0, True)):
+        finished = fake_run("human-eval", "esc")
+        end_time = client.get_run(finished).info.end_time
+        launcher = subprocess.Popen([sys.executable, "-c", mark_failed, tracking_env, finished, str(delay_s)])
+        if parent_gone_first:
+            launcher.wait()
+            assert client.get_run(finished).info.status == "FAILED"
+        assert finish_guard.keep_finished(finished, launcher.pid, end_time, wait_s=60, grace_s=0.5)
+        launcher.wait()
+        run = client.get_run(finished)
+        assert run.info.status == "FINISHED" and run.info.end_time == end_time
+        assert "FAILED" in run.data.tags[finish_guard.RESTORED_TAG]
 
     failed = fake_run("human-eval", "esc")
     client.set_terminated(failed, "FAILED")  # the entry point itself failed: nothing to keep
-    assert not finish_guard.keep_finished(failed, os.getpid(), wait_s=1)
+    with mock.patch.object(finish_guard.subprocess, "Popen") as popen:
+        finish_guard.start(failed, os.getpid())
+    popen.assert_not_called()
     assert client.get_run(failed).info.status == "FAILED"

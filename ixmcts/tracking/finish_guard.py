@@ -11,7 +11,11 @@ process that outlives the entry point can have the last word: the entry point st
 run. It waits for the parent to exit and, if the run is then FAILED, restores FINISHED with the
 entry point's own end time and says so in the tag ``ixmcts.status_restored``.
 
-    python -m ixmcts.tracking.finish_guard RUN_ID PARENT_PID
+The entry point hands over the end time it wrote: the guard needs seconds to start (importing
+MLflow), and by then the parent may already have written FAILED, so the run's status when the
+guard starts says nothing about how the entry point ended it.
+
+    python -m ixmcts.tracking.finish_guard RUN_ID PARENT_PID END_TIME_MS
 """
 
 from __future__ import annotations
@@ -37,23 +41,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def keep_finished(run_id: str, parent_pid: int, wait_s: float = 120.0, grace_s: float = 3.0, poll_s: float = 0.2) -> bool:
+def keep_finished(run_id: str, parent_pid: int, end_time: int, wait_s: float = 120.0, grace_s: float = 3.0,
+                  poll_s: float = 0.2) -> bool:
     """Until ``parent_pid`` has exited (plus ``grace_s``, for a shell between it and the entry
-    point; at most ``wait_s``), turn a FAILED status of this FINISHED run back into FINISHED.
-    Returns whether it did."""
+    point; at most ``wait_s``), turn a FAILED status of the run that the entry point ended
+    FINISHED at ``end_time`` (ms) back into FINISHED with that end time. Returns whether it did."""
     import mlflow
 
     client = mlflow.MlflowClient()
-    finished = client.get_run(run_id).info
-    if finished.status != "FINISHED":  # only what the entry point itself finished is kept so
-        return False
     restored, gone_at, deadline = False, None, time.time() + wait_s
     while time.time() < deadline:
         if gone_at is None and not _alive(parent_pid):
             gone_at = time.time()
         if client.get_run(run_id).info.status == "FAILED":
             client.set_tag(run_id, RESTORED_TAG, REASON)
-            client.set_terminated(run_id, "FINISHED", end_time=finished.end_time)
+            client.set_terminated(run_id, "FINISHED", end_time=end_time)
             restored = True
         if gone_at is not None and time.time() - gone_at >= grace_s:
             break
@@ -62,15 +64,22 @@ def keep_finished(run_id: str, parent_pid: int, wait_s: float = 120.0, grace_s: 
 
 
 def start(run_id: str, parent_pid: int | None) -> None:
-    """Start the guard for a run that ``mlflow run`` (the process ``parent_pid``) launched; a
-    no-op without such a parent (run directly, or PID 1 of a container)."""
+    """Start the guard for a run that ``mlflow run`` (the process ``parent_pid``) launched and this
+    process has just ended; a no-op without such a parent (run directly, or PID 1 of a
+    container) or when the run did not end FINISHED (then there is nothing to keep)."""
     if not parent_pid or parent_pid <= 1 or not _alive(parent_pid):
+        return
+    import mlflow
+
+    ended = mlflow.MlflowClient().get_run(run_id).info  # read now, before the parent can overwrite it
+    if ended.status != "FINISHED":
         return
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-    subprocess.Popen([sys.executable, "-m", "ixmcts.tracking.finish_guard", run_id, str(parent_pid)], env=env,
+    subprocess.Popen([sys.executable, "-m", "ixmcts.tracking.finish_guard", run_id, str(parent_pid),
+                      str(ended.end_time)], env=env,
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 if __name__ == "__main__":
-    keep_finished(sys.argv[1], int(sys.argv[2]))
+    keep_finished(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
