@@ -14,9 +14,10 @@ from _common import IxmctsError, stage_config, stage_options
 from ixmcts import tracking
 from ixmcts.data import load_conditions
 from ixmcts.evaluate import AdviceChooser, RewardChooser, interact, summarize
+from ixmcts.evaluate.movement import policy_turns, token_kl
 from ixmcts.io import write_jsonl
 from ixmcts.llm import check_backend, make_backends
-from ixmcts.llm.models import ModelSpec
+from ixmcts.llm.models import ModelSpec, load_causal_lm, load_tokenizer
 from ixmcts.options import Command, choice, reports_errors
 from ixmcts.scenarios import get_scenario
 from ixmcts.train.reward import RewardScorer
@@ -101,6 +102,8 @@ def main(scenario, profile_name, method, reward, policy_run, aligned_run, reward
                                    json_columns=("attributes",))
         tracking.log_artifact(str(Path(tmp) / "interactions.jsonl"), artifact_path="data")
         metrics = summarize(records, scenario, seed=seed)
+        if method == "aligned" and params.kl_dialogues:
+            metrics.update(movement_from_sft(sc, policy_spec, held_out, records, params.kl_dialogues))
         # SFT and Aligned are the policy itself: their engagement is also its LoggedModel's
         # (BoN is the policy plus a reranker, so it stays on the run only)
         model_id = tracking.logged_model_id(policy) if method in ("sft", "aligned") else None
@@ -109,6 +112,23 @@ def main(scenario, profile_name, method, reward, policy_run, aligned_run, reward
     print(f"\nevaluate run {run.info.run_id}: {method}{'/' + reward if method == 'bon' else ''} "
           f"{key.split('/')[1]} = {metrics[key]:.3f} [{metrics[key + '_ci_low']:.3f}, {metrics[key + '_ci_high']:.3f}] "
           f"over {len(records)} interactions")
+
+
+def movement_from_sft(sc, aligned_spec: ModelSpec, conditions, records, max_dialogues: int) -> dict:
+    """``eval/kl_*``: how far DPO moved the policy from its SFT reference (the aligned policy
+    without its last adapter) on the evaluation's own policy turns."""
+    from tqdm.auto import tqdm
+
+    reference_spec = ModelSpec(aligned_spec.base, aligned_spec.adapters[:-1])
+    examples = policy_turns(sc, conditions, records, max_dialogues)
+    with tqdm(total=len(examples), desc="KL from the SFT policy", unit="turn") as bar:
+        def progress(done, total):
+            bar.n = done
+            bar.refresh()
+
+        kl = token_kl(load_causal_lm(aligned_spec), load_causal_lm(reference_spec), load_tokenizer(aligned_spec),
+                      examples, progress=progress)
+    return {f"eval/{k}": v for k, v in kl.items()}
 
 
 if __name__ == "__main__":

@@ -335,6 +335,19 @@ def test_evaluate_every_method_on_the_same_conditions(chain, evaluated):
     fails(run_entrypoint("evaluate", "--method", "bon", "--policy-run", runs["policy"], *EVAL, cwd=tmp), "needs reward_run")
 
 
+def test_aligned_evaluation_measures_how_far_dpo_moved_the_policy(chain, evaluated):
+    """Issue 17: the aligned evaluation logs KL(π_aligned ‖ π_sft) over its own policy turns (every
+    one of its 3 dialogues: fewer than kl_dialogues); DPO trained an adapter, so it moved (> 0).
+    The other methods have no reference to move from."""
+    client = MlflowClient(chain["uri"])
+    run = client.get_run(evaluated["aligned"])
+    records = read_jsonl(client.download_artifacts(run.info.run_id, "data/interactions.jsonl", str(chain["tmp"] / "kl")))
+    m = run.data.metrics
+    assert m["eval/kl_responses"] == sum(t["role"] == "model" and bool(t["raw"]) for r in records for t in r["turns"])
+    assert m["eval/kl_per_token"] > 0 and m["eval/kl_per_response"] > 0
+    assert not any(k.startswith("eval/kl_") for k in client.get_run(evaluated["sft"]).data.metrics)
+
+
 def test_compare_builds_table2_from_the_tracked_evaluate_runs(chain, evaluated):
     out = chain["tmp"] / "results"
     proc = run_entrypoint("compare", "--output-dir", str(out), cwd=chain["tmp"])

@@ -32,12 +32,16 @@ class EvaluateParams:
     threads: int = setting(0, "torch CPU threads (0: torch's default)")
     backend: str = setting("transformers", "generation backend: transformers | vllm (CUDA)", choices=BACKENDS)
     seed: int = setting(0, "random seed (the same for every method, so all face identically seeded simulators)")
+    kl_dialogues: int = setting(32, "aligned: the first this many dialogues' policy turns measure the KL from the SFT "
+                                    "reference (0: none)")
 
     def __post_init__(self):
         if self.num_interactions < 1:
             raise IxmctsError(f"num_interactions must be at least 1, got {self.num_interactions}")
         if self.conditions_offset < 0:
             raise IxmctsError(f"conditions_offset must be at least 0, got {self.conditions_offset}")
+        if self.kl_dialogues < 0:
+            raise IxmctsError(f"kl_dialogues must be at least 0, got {self.kl_dialogues}")
         if self.threads < 0:  # before a model loads, not at torch.set_num_threads after it
             raise IxmctsError(f"threads must be at least 0, got {self.threads}")
 
