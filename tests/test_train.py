@@ -135,3 +135,29 @@ def test_dt_keeps_best_and_worst_above_the_margin_and_d_keeps_provenance():
         build_dt(FixedPolicy(), LengthScorer(), [CTX], PreferenceStageConfig(n=1), "p4g")
     d = merge_preferences([{"context": CTX, "chosen": "a", "rejected": "b"}], dt)
     assert [p["source"] for p in d] == ["search", "rm", "rm"]
+
+
+def test_an_over_long_sft_example_loses_its_oldest_turns_not_its_persona(tiny_model):
+    """max_length (TrainingSettings): a long dialogue's end example keeps the system message
+    (the simulator's persona), the closing question and the donation, and as many of the latest
+    turns as fit; one that fits is left alone."""
+    from transformers import AutoTokenizer
+
+    from ixmcts.train.sft import fit_to_length
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+
+    def length(messages):
+        return len(tok(tok.apply_chat_template(messages, tokenize=False), add_special_tokens=False).input_ids)
+
+    system = {"role": "system", "content": "You are the persuadee. You are a 34-year-old teacher."}
+    turns = [{"role": ("user", "assistant")[i % 2], "content": f"turn {i}: " + "words " * 30} for i in range(12)]
+    question = {"role": "user", "content": "Final question: how much of your $2 will you donate?"}
+    answer = [{"role": "assistant", "content": "I will donate $1.50."}]
+    prompt = [system, *turns, question]
+    budget = length([system, *turns[-4:], question, *answer])  # room for exactly the last 4 turns
+    fitted = fit_to_length(tok, prompt, answer, budget)
+    assert fitted == [system, *turns[-4:], question]
+    assert fit_to_length(tok, prompt, answer, length(prompt + answer)) == prompt
+    # nothing but the persona and the question fits: those stay (TRL's keep_end cuts the rest)
+    assert fit_to_length(tok, prompt, answer, 10) == [system, question]

@@ -37,7 +37,7 @@ class TrainingSettings:
     epochs: float = setting(1.0, "training epochs")
     max_steps: int = setting(0, "training steps; > 0 overrides epochs")
     batch_size: int = setting(4, "per-device batch size")
-    max_length: int = setting(4096, "maximum tokens per example (an SFT prompt loses its start first)")
+    max_length: int = setting(4096, "maximum tokens per example (an SFT prompt loses its oldest turns first, never its system message)")
     seed: int = setting(0, "random seed")
     lora: LoraSettings = field(default_factory=LoraSettings)
 

@@ -61,6 +61,29 @@ def _example(d: Dialogue, prompt: list[dict], target: str) -> dict:
     return {"dialogue_id": d.id, "prompt": prompt, "completion": [{"role": "assistant", "content": target}]}
 
 
+def fit_to_length(tokenizer, prompt: list[dict], completion: list[dict], max_length: int) -> list[dict]:
+    """The prompt with its oldest turns dropped until prompt + completion fit ``max_length``
+    tokens; the system message (the instructions, the simulator's persona) and the latest turn
+    stay. A long P4G dialogue's end example (the closing question and the donation, the one
+    example that teaches the decision) would otherwise lose its persona to token truncation."""
+    def length(messages):
+        text = tokenizer.apply_chat_template(messages + completion, tokenize=False)
+        return len(tokenizer(text, add_special_tokens=False).input_ids)
+
+    if length(prompt) <= max_length:
+        return prompt
+    head = prompt[:1] if prompt and prompt[0]["role"] == "system" else []
+    turns = prompt[len(head):]
+    lo, hi = 1, len(turns) - 1  # drop the fewest oldest turns that make it fit (binary search; keep the last)
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if length(head + turns[mid:]) <= max_length:
+            hi = mid - 1
+        else:
+            lo = mid + 1
+    return head + turns[min(lo, len(turns) - 1):]
+
+
 def train_sft(base_spec, examples: list[dict], config: SFTStageConfig, output_dir: str, on_log=None) -> dict:
     """Train a LoRA adapter on ``examples``; save it in ``output_dir``; return the loss curve."""
     from datasets import Dataset
@@ -68,15 +91,17 @@ def train_sft(base_spec, examples: list[dict], config: SFTStageConfig, output_di
 
     from ..llm.models import load_causal_lm, load_tokenizer
 
-    rows = [{"prompt": e["prompt"], "completion": e["completion"]} for e in examples]
-    # keep_end: an over-long example loses the start of its prompt, never the target turn
-    # (TRL drops examples whose target was cut away entirely).
+    tokenizer = load_tokenizer(base_spec)
+    rows = [{"prompt": fit_to_length(tokenizer, e["prompt"], e["completion"], config.max_length),
+             "completion": e["completion"]} for e in examples]
+    # keep_end: what still exceeds max_length after fit_to_length (a single over-long turn) loses
+    # the start of its prompt, never the target turn (TRL drops examples whose target was cut away).
     # group_by_length: batches of similar lengths pad little (on CPU the padded positions cost as much as
     # real ones; padding-free batches need FlashAttention, which CPUs lack).
     args = SFTConfig(truncation_mode="keep_end", train_sampling_strategy="group_by_length",
                      **trainer_arguments(output_dir, config))
     trainer = SFTTrainer(model=load_causal_lm(base_spec), args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=load_tokenizer(base_spec), peft_config=config.lora.config("CAUSAL_LM"),
+                         processing_class=tokenizer, peft_config=config.lora.config("CAUSAL_LM"),
                          callbacks=step_callbacks(on_log))
     trainer.train()
     trainer.save_model(output_dir)
