@@ -55,9 +55,12 @@ def test_mlflow_run_search_on_the_embedded_default(tmp_path):
     assert run.data.metrics["search/trajectories"] == 8 and run.data.metrics["search/generated_tokens"] > 0
 
 
+# The search seed is one under which the tiny models' search finds pairs (reward refuses an empty D_p);
+# the tiny models are noise, so it is chosen, and rechosen when their training data changes
+# (41aeb6f fitted over-long SFT examples by turns: seed 2 then found none; 11 finds 6).
 TINY_OVERRIDES = {
     "sft": {"base_model": "tiny", "max_steps": 6, "lr": 0.002, "max_length": 384},
-    "search": {"K": 4, "e": 2, "T": 3, "num_conditions": 3, "max_new_tokens": 16, "threads": 1, "seed": 2},
+    "search": {"K": 4, "e": 2, "T": 3, "num_conditions": 3, "max_new_tokens": 16, "threads": 1, "seed": 11},
     "reward": {"max_steps": 4, "lr": 0.002, "max_length": 384},
     "preference": {"num_contexts": 3, "n": 3, "max_new_tokens": 12},
     "align": {"max_steps": 4, "lr": 0.002, "max_length": 384},

@@ -34,7 +34,7 @@ CPU = {
               "max_length": 768, "seed": 0, **LORA},
     "evaluate": {"n": 3, "simulator_model": "", "advisor_model": "", "conditions": "sample", "conditions_offset": 16,
                  "num_interactions": 8, "data_dir": "", "max_turns": 12, "closing": True, "max_new_tokens": 40,
-                 "language": "en", "threads": 0, "backend": "transformers", "seed": 0},
+                 "language": "en", "threads": 0, "backend": "transformers", "seed": 0, "kl_dialogues": 32},
 }
 
 

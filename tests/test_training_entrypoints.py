@@ -372,7 +372,7 @@ def test_sensitivity_check_on_the_registered_simulator(chain):
                                                  "tags.`ixmcts.stage` = 'sensitivity'")[0]
     m = run.data.metrics
     assert run.info.status == "FINISHED" and m["sensitivity/dialogues"] == 3
-    assert m["sensitivity/difference"] == m["sensitivity/donation_replayed"] - m["sensitivity/donation_off_task"]
+    assert m["sensitivity/difference"] == pytest.approx(m["sensitivity/donation_replayed"] - m["sensitivity/donation_off_task"])
     assert 0 <= m["sensitivity/p_value"] <= 1 and m["sensitivity/difference_ci_low"] <= m["sensitivity/difference_ci_high"]
     assert run.data.tags["ixmcts.upstream.simulator"] == chain["runs"]["simulator"]
     assert "persuader | mean donation $" in (out / "sensitivity.md").read_text()
