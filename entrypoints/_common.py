@@ -38,13 +38,14 @@ def stage_options(stage: str):
     return decorate
 
 
-def stage_config(stage: str, scenario: str, profile_name: str, given: dict):
-    """The stage's Config resolved as ``main``'s plan resolves it (given, else the profile's,
-    else the paper's); bad values and a missing corpus fail here, before any run."""
+def stage_config(stage: str, scenario: str, profile_name: str, given: dict, role: str = ""):
+    """The stage's Config resolved as ``main``'s plan resolves it (given, else the profile's
+    block for ``role`` and then for the stage, else the paper's); bad values and a missing
+    corpus fail here, before any run."""
     from ixmcts.options import build
     from ixmcts.profiles import resolve_stage, stages
 
-    values = resolve_stage(profile_name, scenario, stage, given)
+    values = resolve_stage(profile_name, scenario, stage, given, role=role)
     return build(stages()[stage], {**values, "scenario": scenario})
 
 

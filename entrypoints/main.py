@@ -72,9 +72,9 @@ def main(scenario, profile_name, force, overrides, data_dir, output_dir):
             (Path(tmp) / "plan.json").write_text(json.dumps(resolved, indent=2, ensure_ascii=False), encoding="utf-8")
             tracking.log_artifact(str(Path(tmp) / "plan.json"))
         exp = parent.info.experiment_id
-        stage = lambda label, ep, params: run_stage(label, ep, {**common, **resolved[ep], **params}, exp, force, code)  # noqa: E731
+        stage = lambda label, ep, params, key=None: run_stage(label, ep, {**common, **resolved[key or ep], **params}, exp, force, code)  # noqa: E731
         policy = stage("sft policy", "sft", {"role": "policy"})
-        simulator = stage("sft simulator", "sft", {"role": "simulator"})
+        simulator = stage("sft simulator", "sft", {"role": "simulator"}, key="sft_simulator")
         search = stage("search", "search", {"policy_run": policy, "simulator_run": simulator})
         reward = stage("reward", "reward", {"search_run": search})
         preference = stage("preference", "preference", {"policy_run": policy, "reward_run": reward})

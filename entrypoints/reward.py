@@ -42,15 +42,20 @@ def main(scenario, search_run, profile_name, num_processes, **settings):
             if not adapter_saved(adapter, base):
                 return  # another rank of a data-parallel launch: rank 0 logs
             tracking.log_finals({"loss": result["loss"]})
-            tracking.log_metrics({"reward/accuracy": result["val"]["accuracy"], "reward/margin": result["val"]["margin"],
+            val = result["val"]
+            tracking.log_metrics({"reward/accuracy": val["accuracy"], "reward/margin": val["margin"],
+                                "reward/accuracy_ci_low": val["accuracy_ci_low"], "reward/accuracy_ci_high": val["accuracy_ci_high"],
+                                "reward/accuracy_p_vs_chance": val["accuracy_p_vs_chance"],
                                 "reward/train_accuracy": result["train"]["accuracy"], "reward/train_margin": result["train"]["margin"],
                                 "reward/train_pairs": result["train_pairs"], "reward/val_pairs": result["val_pairs"]})
             write_jsonl(Path(tmp) / "val_pairs.jsonl", result["val_records"])
             tracking.log_artifact(str(Path(tmp) / "val_pairs.jsonl"), artifact_path="data")
             tracking.log_reward_model(ModelSpec(base, (adapter,)), config.max_length,
                                       register=(tracking.registered_name(scenario, "reward"), "engagement"))
-    print(f"\nreward run {run.info.run_id}: validation accuracy {result['val']['accuracy']:.2f}, "
-          f"margin {result['val']['margin']:.3f} on {result['val_pairs']} held-out pairs")
+    val = result["val"]
+    print(f"\nreward run {run.info.run_id}: validation accuracy {val['accuracy']:.2f} "
+          f"[95% CI {val['accuracy_ci_low']:.2f}, {val['accuracy_ci_high']:.2f}; p = {val['accuracy_p_vs_chance']:.3f} vs chance], "
+          f"margin {val['margin']:.3f} on {result['val_pairs']} held-out pairs")
 
 
 if __name__ == "__main__":

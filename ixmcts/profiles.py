@@ -66,6 +66,10 @@ PROFILES["repro-cpu"] = {
     "stages": {
         **PROFILES["cpu"]["stages"],
         "sft": {**PROFILES["cpu"]["stages"]["sft"], "data": DATA_DIR, "max_steps": 40, "max_examples": 480},
+        # the simulator needs every end example (dialogue + donation) and more steps to answer the
+        # donation question from the conversation: at 40 steps on 480 examples it does not
+        # (results/sensitivity.md: +$0.34, p = 0.002 with these; no difference without)
+        "sft_simulator": {"max_steps": 160, "max_examples": 0},
         # 16 personas searched; evaluation holds out the next 32 of the same synthesized pool
         "search": {**PROFILES["cpu"]["stages"]["search"], "conditions": "synth", "data_dir": DATA_DIR, "num_conditions": 16},
         "reward": {**PROFILES["cpu"]["stages"]["reward"], "epochs": 4.0},
@@ -76,6 +80,15 @@ PROFILES["repro-cpu"] = {
 }
 
 COMMON = ("scenario",)  # pipeline-wide parameters that a stage Config may carry, not stage settings
+# Plan steps that run another stage's entry point for a second role: main trains the policy
+# and the simulator with `sft`. A block named "sft" (profile or overrides) applies to both;
+# "sft_simulator" holds only the simulator's differences and wins over the profile's "sft".
+ROLE_STEPS = {"sft_simulator": ("sft", "simulator")}
+
+
+def role_step(stage: str, role: str) -> str | None:
+    """The plan key of ``stage`` run for ``role`` (None: the stage's own key applies)."""
+    return next((key for key, step in ROLE_STEPS.items() if step == (stage, role)), None)
 
 
 def stages() -> dict[str, type]:
@@ -113,7 +126,9 @@ def paper_settings(scenario: str) -> dict[str, dict]:
 def is_profiled(stage: str, name: str) -> bool:
     """Whether a profile or the scenario can change this parameter: its entry-point option is
     then empty by default (the profile's value) rather than the Config's default."""
-    blocks = [p["stages"].get(stage, {}) for p in PROFILES.values()] + [paper_settings(s).get(stage, {}) for s in PAPER_MODELS]
+    keys = [stage] + [key for key, (of, _) in ROLE_STEPS.items() if of == stage]
+    blocks = [p["stages"].get(k, {}) for p in PROFILES.values() for k in keys]
+    blocks += [paper_settings(s).get(stage, {}) for s in PAPER_MODELS]
     return any(name in block for block in blocks)
 
 
@@ -122,9 +137,10 @@ def env_data_dir(scenario: str) -> str:
 
 
 def resolve_stage(name: str, scenario: str, stage: str, given: dict | None = None, data_dir: str = "",
-                  require_data: bool = True) -> dict:
+                  require_data: bool = True, role: str = "") -> dict:
     """Stage ``stage``'s parameters under profile ``name``: flat (``lora_r``), typed, with
-    ``{data_dir}`` filled in (or left as it is when ``require_data`` is false and there is none)."""
+    ``{data_dir}`` filled in (or left as it is when ``require_data`` is false and there is none).
+    ``role``: the profile's block for that role (``sft_simulator``) applies over the stage's."""
     prof = profile(name)
     if scenario not in PAPER_MODELS:
         raise IxmctsError(f"unknown scenario {scenario!r}; choose one of: {', '.join(PAPER_MODELS)}")
@@ -141,6 +157,7 @@ def resolve_stage(name: str, scenario: str, stage: str, given: dict | None = Non
     values = {k: default for k, (_, default, _) in fields.items()}
     values.update(paper_settings(scenario).get(stage, {}))
     values.update(prof["stages"].get(stage, {}))
+    values.update(prof["stages"].get(role_step(stage, role) or stage, {}))
     values.update(given)
     values = {k: cast(fields[k][0], k, v) for k, v in values.items()}
     data_dir = data_dir or given.get("data_dir", "") or env_data_dir(scenario)
@@ -190,12 +207,17 @@ def plan(scenario: str, name: str, data_dir: str = "", overrides: dict | None = 
     overrides = overrides or {}
     if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
         raise IxmctsError('overrides must be a JSON object of stages, e.g. {"sft": {"max_steps": 6}}')
-    unknown = sorted(set(overrides) - set(stages()))
+    keys = [*stages(), *ROLE_STEPS]
+    unknown = sorted(set(overrides) - set(keys))
     if unknown:
-        raise IxmctsError(f"overrides name unknown stage(s): {', '.join(unknown)}; the stages are: {', '.join(stages())}")
+        raise IxmctsError(f"overrides name unknown stage(s): {', '.join(unknown)}; the stages are: {', '.join(keys)}")
     data_dir = data_dir or env_data_dir(scenario)
     resolved = {stage: resolve_stage(name, scenario, stage, overrides.get(stage), data_dir, require_data) for stage in stages()}
-    for stage, cls in stages().items():  # each Config checks its own values (the backend: where the stage runs)
-        build(cls, {**resolved[stage], "scenario": scenario, **({"backend": "transformers"} if "backend" in resolved[stage] else {})})
+    for key, (stage, role) in ROLE_STEPS.items():  # the stage's overrides apply to every role, the role's on top
+        given = {**overrides.get(stage, {}), **overrides.get(key, {})}
+        resolved[key] = resolve_stage(name, scenario, stage, given, data_dir, require_data, role=role)
+    for key, params in resolved.items():  # each Config checks its own values (the backend: where the stage runs)
+        cls = stages()[ROLE_STEPS[key][0] if key in ROLE_STEPS else key]
+        build(cls, {**params, "scenario": scenario, **({"backend": "transformers"} if "backend" in params else {})})
     check_held_out(resolved["search"], resolved["evaluate"])
     return resolved

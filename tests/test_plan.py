@@ -36,6 +36,7 @@ CPU = {
                  "num_interactions": 8, "data_dir": "", "max_turns": 12, "closing": True, "max_new_tokens": 40,
                  "language": "en", "threads": 0, "backend": "transformers", "seed": 0, "kl_dialogues": 32},
 }
+CPU["sft_simulator"] = CPU["sft"]  # main trains the simulator with the same settings unless a profile says otherwise
 
 
 def repro_cpu(data_dir: str) -> dict:
@@ -47,7 +48,11 @@ def repro_cpu(data_dir: str) -> dict:
         "preference": {"num_contexts": 24},
         "evaluate": {"conditions": "synth", "data_dir": data_dir, "conditions_offset": 16, "num_interactions": 32},
     }
-    return {stage: {**params, **changes.get(stage, {})} for stage, params in CPU.items()}
+    resolved = {stage: {**params, **changes.get(stage, {})} for stage, params in CPU.items()}
+    # issue 17: the simulator trains on every example (the end examples teach the donation
+    # decision) for 160 steps, the settings at which results/sensitivity.md found it responds
+    resolved["sft_simulator"] = {**resolved["sft"], "max_steps": 160, "max_examples": 0}
+    return resolved
 
 
 def plan(*args, **kwargs):
@@ -230,6 +235,47 @@ def test_main_logs_plan_json_then_passes_each_stage_its_plan(tracking_env, monke
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/plan.json")
     assert logged == json.loads(json.dumps(expected))
+
+
+def test_main_trains_the_simulator_with_its_own_sft_block_and_the_sft_entry_point_agrees(tracking_env, monkeypatch, tmp_path):
+    """Issue 17: repro-cpu trains the simulator 160 steps on every example, the policy 40 on 480.
+    An override's "sft" block applies to both roles (beating the profile's simulator block), an
+    "sft_simulator" block to the simulator alone; `mlflow run . -e sft -P role=simulator` resolves
+    exactly what main passes."""
+    from click.testing import CliRunner
+
+    sys.path.insert(0, str(ROOT / "entrypoints"))
+    import _common
+    import main as pipeline
+
+    data = str(p4g_data(tmp_path))
+
+    def sft_calls(overrides: str) -> dict:
+        calls = {}
+
+        def two_sft_stages(label, entry_point, params, experiment_id, force, code):
+            if entry_point != "sft":
+                raise IxmctsError("stopped after the SFT stages (test)")
+            calls[params["role"]] = {k: str(v) for k, v in params.items()}  # as run_stage passes them to mlflow run
+            return "RUN"
+
+        monkeypatch.setattr(pipeline, "run_stage", two_sft_stages)
+        result = CliRunner().invoke(pipeline.main, ["--scenario", "p4g", "--profile", "repro-cpu", "--data-dir", data,
+                                                    "--overrides", overrides])
+        assert result.exit_code == 2, result.output
+        return calls
+
+    calls = sft_calls("{}")
+    assert (calls["policy"]["max_steps"], calls["policy"]["max_examples"]) == ("40", "480")
+    assert (calls["simulator"]["max_steps"], calls["simulator"]["max_examples"]) == ("160", "0")
+    for role, params in calls.items():  # the entry point, given nothing, resolves the same settings
+        config = _common.stage_config("sft", "p4g", "repro-cpu", {"data": data}, role=role)
+        assert (str(config.max_steps), str(config.max_examples)) == (params["max_steps"], params["max_examples"]), role
+    calls = sft_calls('{"sft": {"max_steps": 6}}')
+    assert calls["policy"]["max_steps"] == calls["simulator"]["max_steps"] == "6"
+    assert calls["simulator"]["max_examples"] == "0"  # the profile's simulator block still holds what the override leaves
+    calls = sft_calls('{"sft": {"max_steps": 6}, "sft_simulator": {"max_steps": 9}}')
+    assert (calls["policy"]["max_steps"], calls["simulator"]["max_steps"]) == ("6", "9")
 
 
 def test_options_are_documented_from_the_config_with_the_papers_symbol_and_section():

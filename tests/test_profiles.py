@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT
 from ixmcts.errors import IxmctsError
 from ixmcts.options import build, flatten
-from ixmcts.profiles import PAPER_MODELS, PROFILES, paper_settings, resolve_stage, stages
+from ixmcts.profiles import PAPER_MODELS, PROFILES, ROLE_STEPS, paper_settings, resolve_stage, stages
 from ixmcts.train.dpo import DPOStageConfig
 from ixmcts.train.preference import PreferenceStageConfig
 from ixmcts.train.reward import RewardStageConfig
@@ -31,9 +31,11 @@ def test_the_configs_defaults_are_the_papers():
 
 def test_a_profile_names_only_stages_and_parameters_that_exist():
     for name, prof in PROFILES.items():
-        for stage, block in prof["stages"].items():
-            resolve_stage(name, prof["scenarios"][0], stage, require_data=False)  # raises on an unknown name
+        for key, block in prof["stages"].items():
+            stage, role = ROLE_STEPS.get(key, (key, ""))  # sft_simulator: the sft stage's simulator block
+            resolve_stage(name, prof["scenarios"][0], stage, require_data=False, role=role)  # raises on an unknown name
             assert stage in stages(), (name, stage)
+            assert set(block) <= set(resolve_stage(name, prof["scenarios"][0], stage, require_data=False, role=role)), (name, key)
 
 
 def test_empty_parameters_take_the_profile_and_strings_are_cast():

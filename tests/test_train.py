@@ -161,3 +161,22 @@ def test_an_over_long_sft_example_loses_its_oldest_turns_not_its_persona(tiny_mo
     assert fit_to_length(tok, prompt, answer, length(prompt + answer)) == prompt
     # nothing but the persona and the question fits: those stay (TRL's keep_end cuts the rest)
     assert fit_to_length(tok, prompt, answer, 10) == [system, question]
+
+
+def test_reward_accuracy_interval_is_wilsons_and_the_test_against_chance_is_exact():
+    """Issue 17 asks for the reward model's held-out accuracy with a CI. Expected values from
+    the definitions: Wilson's score interval (z = 1.95996, the 97.5% normal quantile) and the
+    exact two-sided binomial test at 0.5: 3 of 4 right has P(X ≥ 3) + P(X ≤ 1) = 5/16 + 5/16."""
+    import math
+
+    from ixmcts.train.reward import accuracy_interval
+
+    z, n, p = 1.959963984540054, 4, 0.75
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    got = accuracy_interval(3, 4)
+    assert got["accuracy_ci_low"] == pytest.approx(centre - half) and got["accuracy_ci_high"] == pytest.approx(centre + half)
+    assert got["accuracy_p_vs_chance"] == pytest.approx(10 / 16)
+    assert accuracy_interval(5, 10)["accuracy_p_vs_chance"] == pytest.approx(1.0)  # exactly chance
+    assert accuracy_interval(10, 10)["accuracy_p_vs_chance"] == pytest.approx(2 / 2**10)
+    assert all(math.isnan(v) for v in accuracy_interval(0, 0).values())

@@ -136,6 +136,9 @@ def test_reward_and_preference_metrics_and_provenance(chain):
     client = MlflowClient(chain["uri"])
     reward = client.get_run(chain["runs"]["reward"]).data.metrics
     assert 0.0 <= reward["reward/accuracy"] <= 1.0 and "reward/margin" in reward
+    # the accuracy's interval brackets it (issue 17: report it with a CI)
+    assert reward["reward/accuracy_ci_low"] <= reward["reward/accuracy"] <= reward["reward/accuracy_ci_high"]
+    assert 0.0 < reward["reward/accuracy_p_vs_chance"] <= 1.0
     pref = client.get_run(chain["runs"]["preference"])
     d = read_jsonl(client.download_artifacts(pref.info.run_id, "data/d.jsonl", str(chain["tmp"] / "d")))
     sources = [p["source"] for p in d]

@@ -76,13 +76,27 @@ class RewardScorer:
 
 
 def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> dict:
-    """Pairwise accuracy (chosen scored above rejected) and mean margin on ``pairs``."""
+    """Pairwise accuracy (chosen scored above rejected; a tie counts as wrong) and mean margin
+    on ``pairs``, with the accuracy's uncertainty (:func:`accuracy_interval`)."""
     if not pairs:
-        return {"accuracy": float("nan"), "margin": float("nan")}
+        return {"accuracy": float("nan"), "margin": float("nan"), **accuracy_interval(0, 0)}
     chosen = scorer.score([p["context"] for p in pairs], [p["chosen"] for p in pairs])
     rejected = scorer.score([p["context"] for p in pairs], [p["rejected"] for p in pairs])
     gaps = [c - r for c, r in zip(chosen, rejected)]
-    return {"accuracy": sum(g > 0 for g in gaps) / len(gaps), "margin": sum(gaps) / len(gaps)}
+    correct = sum(g > 0 for g in gaps)
+    return {"accuracy": correct / len(gaps), "margin": sum(gaps) / len(gaps), **accuracy_interval(correct, len(gaps))}
+
+
+def accuracy_interval(correct: int, total: int) -> dict:
+    """95% Wilson interval of a pairwise accuracy and the exact two-sided binomial test against
+    chance (0.5): whether a reward model ranks held-out pairs better than a coin would."""
+    if total == 0:
+        return {"accuracy_ci_low": float("nan"), "accuracy_ci_high": float("nan"), "accuracy_p_vs_chance": float("nan")}
+    from scipy.stats import binomtest
+
+    test = binomtest(correct, total, 0.5)
+    ci = test.proportion_ci(confidence_level=0.95, method="wilson")
+    return {"accuracy_ci_low": float(ci.low), "accuracy_ci_high": float(ci.high), "accuracy_p_vs_chance": float(test.pvalue)}
 
 
 def train_reward(base_spec, pairs: list[dict], config: RewardStageConfig, output_dir: str, on_log=None) -> dict:
