@@ -4,6 +4,7 @@ stage's options and Config from its dataclass and the profile."""
 import os
 import random
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -47,6 +48,19 @@ def stage_config(stage: str, scenario: str, profile_name: str, given: dict, role
 
     values = resolve_stage(profile_name, scenario, stage, given, role=role)
     return build(stages()[stage], {**values, "scenario": scenario})
+
+
+@contextmanager
+def progress_bar(total: int, desc: str, unit: str):
+    """A tqdm bar, and the ``progress(done, total)`` callback that the library's long loops call."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc=desc, unit=unit) as bar:
+        def progress(done, _total):
+            bar.n = done
+            bar.refresh()
+
+        yield progress
 
 
 def subsample(items: list, count: int, seed: int) -> list:

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import click
-from _common import IxmctsError, stage_config, stage_options
+from _common import IxmctsError, progress_bar, stage_config, stage_options
 
 from ixmcts import tracking
 from ixmcts.data import load_conditions
@@ -86,16 +86,8 @@ def main(scenario, profile_name, method, reward, policy_run, aligned_run, reward
             chooser = RewardChooser(RewardScorer(ModelSpec(reward_model.data.tags["ixmcts.base_model"]), adapter))
         elif method == "bon":
             chooser = AdviceChooser(backends["advisor"], reward, scenario)
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(held_out), desc="interactions done", unit="dialogue")
-
-        def progress(done, total):
-            bar.n = done
-            bar.refresh()
-
-        records = interact(sc, policy_backend, sim_backend, held_out, config, chooser=chooser, progress=progress)
-        bar.close()
+        with progress_bar(len(held_out), "interactions done", "dialogue") as progress:
+            records = interact(sc, policy_backend, sim_backend, held_out, config, chooser=chooser, progress=progress)
         write_jsonl(Path(tmp) / "interactions.jsonl", records)
         write_jsonl(Path(tmp) / "conditions.jsonl", (c.to_dict() for c in held_out))
         tracking.log_jsonl_dataset(Path(tmp) / "conditions.jsonl", "eval-conditions", "evaluation",
@@ -103,7 +95,9 @@ def main(scenario, profile_name, method, reward, policy_run, aligned_run, reward
         tracking.log_artifact(str(Path(tmp) / "interactions.jsonl"), artifact_path="data")
         metrics = summarize(records, scenario, seed=seed)
         if method == "aligned" and params.kl_dialogues:
-            metrics.update(movement_from_sft(sc, policy_spec, held_out, records, params.kl_dialogues))
+            # the transformers backend's policy is the aligned model already loaded (vLLM's is not a torch module)
+            aligned_model = getattr(policy_backend, "model", None)
+            metrics.update(movement_from_sft(sc, policy_spec, held_out, records, params.kl_dialogues, aligned_model))
         # SFT and Aligned are the policy itself: their engagement is also its LoggedModel's
         # (BoN is the policy plus a reranker, so it stays on the run only)
         model_id = tracking.logged_model_id(policy) if method in ("sft", "aligned") else None
@@ -114,20 +108,17 @@ def main(scenario, profile_name, method, reward, policy_run, aligned_run, reward
           f"over {len(records)} interactions")
 
 
-def movement_from_sft(sc, aligned_spec: ModelSpec, conditions, records, max_dialogues: int) -> dict:
+def movement_from_sft(sc, aligned_spec: ModelSpec, conditions, records, max_dialogues: int, aligned_model=None) -> dict:
     """``eval/kl_*``: how far DPO moved the policy from its SFT reference (the aligned policy
-    without its last adapter) on the evaluation's own policy turns."""
-    from tqdm.auto import tqdm
-
-    reference_spec = ModelSpec(aligned_spec.base, aligned_spec.adapters[:-1])
+    without its last adapter) on the evaluation's own policy turns. ``aligned_model``: the
+    aligned policy already loaded (else loaded here); the reference gets its dtype and device,
+    so that precision differences do not show up as movement."""
+    aligned = aligned_model if aligned_model is not None else load_causal_lm(aligned_spec)
+    reference = load_causal_lm(ModelSpec(aligned_spec.base, aligned_spec.adapters[:-1]), dtype=aligned.dtype,
+                               device=str(aligned.device))
     examples = policy_turns(sc, conditions, records, max_dialogues)
-    with tqdm(total=len(examples), desc="KL from the SFT policy", unit="turn") as bar:
-        def progress(done, total):
-            bar.n = done
-            bar.refresh()
-
-        kl = token_kl(load_causal_lm(aligned_spec), load_causal_lm(reference_spec), load_tokenizer(aligned_spec),
-                      examples, progress=progress)
+    with progress_bar(len(examples), "KL from the SFT policy", "turn") as progress:
+        kl = token_kl(aligned, reference, load_tokenizer(aligned_spec), examples, progress=progress)
     return {f"eval/{k}": v for k, v in kl.items()}
 
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import click
-from _common import Command, IxmctsError
+from _common import Command, IxmctsError, progress_bar
 
 from ixmcts import tracking
 from ixmcts.data import load_conditions, load_dialogues
@@ -60,16 +60,8 @@ def main(simulator_run, output_dir, profile, **settings):
         spec = tracking.model_spec_of(simulator, tmp) if simulator else ModelSpec(params.simulator_model)
         tracking.log_params({"data_dir_effective": data_dir, "num_personas": len(personas), "base_model": spec.base})
         backend = make_backends({"simulator": spec}, "transformers", threads=params.threads or None)["simulator"]
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=2 * len(personas), desc="dialogues done (both persuaders)", unit="dialogue")
-
-        def progress(finished, total):
-            bar.n = finished
-            bar.refresh()
-
-        result = measure_sensitivity(sc, backend, personas, scripts, params.eval_config(), progress=progress)
-        bar.close()
+        with progress_bar(2 * len(personas), "dialogues done (both persuaders)", "dialogue") as progress:
+            result = measure_sensitivity(sc, backend, personas, scripts, params.eval_config(), progress=progress)
         summary = result.summary(seed=params.seed)
         for arm, records in result.records.items():
             write_jsonl(Path(tmp) / f"{arm}.jsonl", records)

@@ -83,3 +83,51 @@ def test_policy_turns_are_the_prompts_the_policy_saw():
     assert [r for _, r in turns] == ["Hello! ", "Would you donate?"]
     assert turns[0][0] == sc.policy_messages(cond, [])
     assert turns[1][0] == sc.policy_messages(cond, [Turn(MODEL, "Hello!"), Turn(USER, "Hi.")])
+
+
+
+def tiny_aligned_spec(tiny_model, folder):
+    """The tiny base with two LoRA adapters, SFT then DPO, each with non-zero weights."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from ixmcts.llm.models import ModelSpec
+
+    adapters = []
+    for i in range(2):
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
+                               LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+        torch.manual_seed(i)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.add_(0.05 * torch.randn_like(p))
+        model.save_pretrained(folder / f"adapter{i}")
+        adapters.append(str(folder / f"adapter{i}"))
+    return ModelSpec(tiny_model, tuple(adapters))
+
+
+def test_the_evaluations_loaded_policy_gives_the_same_kl_as_a_fresh_load(tiny_model, tmp_path):
+    """evaluate hands the KL step the aligned model its backend already holds and loads the
+    reference to match it; KL's definition does not depend on where the model came from, so
+    the result equals loading both from their specs."""
+    import sys
+
+    from conftest import ROOT
+    from ixmcts.llm.backend import TransformersBackend
+
+    sys.path.insert(0, str(ROOT / "entrypoints"))
+    from evaluate import movement_from_sft
+
+    spec = tiny_aligned_spec(tiny_model, tmp_path)
+    condition = Condition("c0", "p4g", "a persona", {})
+    records = [{"condition_id": "c0", "turns": [{"role": MODEL, "text": "Hello there, friend."},
+                                                 {"role": USER, "text": "Hi."},
+                                                 {"role": MODEL, "text": "Would you give to children?"}]}]
+    sc = get_scenario("p4g")
+    from_backend = movement_from_sft(sc, spec, [condition], records, 0, TransformersBackend(spec, threads=1).model)
+    fresh = movement_from_sft(sc, spec, [condition], records, 0)
+    assert from_backend["eval/kl_responses"] == fresh["eval/kl_responses"] == 2
+    assert from_backend["eval/kl_tokens"] == fresh["eval/kl_tokens"] > 0
+    assert fresh["eval/kl_per_token"] > 0  # the second adapter moved the model
+    assert from_backend["eval/kl_per_token"] == pytest.approx(fresh["eval/kl_per_token"], rel=1e-5)

@@ -51,6 +51,7 @@ def token_kl(aligned, reference, tokenizer, examples: list[tuple[list[dict], str
             rows.append((prompt, target))
     per_response = []
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = getattr(aligned, "device", "cpu")
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         width = max(len(p) + len(t) for p, t in batch)
@@ -59,6 +60,7 @@ def token_kl(aligned, reference, tokenizer, examples: list[tuple[list[dict], str
         for i, (p, t) in enumerate(batch):  # right-padded: positions are the same as unbatched
             ids[i, : len(p) + len(t)] = torch.tensor(p + t)
             mask[i, : len(p) + len(t)] = 1
+        ids, mask = ids.to(device), mask.to(device)
         with torch.inference_mode():
             logp_a = torch.log_softmax(aligned(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
             logp_r = torch.log_softmax(reference(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
