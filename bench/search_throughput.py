@@ -84,7 +84,8 @@ def main():
     if getattr(st, "decode_steps", 0):
         rows, context = round(st.decode_rows / st.decode_steps), round(st.decode_context / st.decode_steps)
         limit = decode_rate(backend, rows, context, args.max_new_tokens)
-        print(f"(b) time: prefill+merge {st.prefill_sec:.1f}s ({st.prefill_tokens} tokens), decode {st.decode_sec:.1f}s "
+        print(f"(b) time: prefill+merge {st.prefill_sec:.1f}s ({st.prefill_tokens} tokens; {st.prefill_positions} positions "
+              f"computed with the pads, {st.prefill_positions / max(st.prefill_tokens, 1):.2f}x), decode {st.decode_sec:.1f}s "
               f"({st.decode_steps} steps, mean batch {st.decode_rows / st.decode_steps:.1f} rows, mean context {context}), "
               f"merges {st.merges}")
         print(f"pure batched decode at batch {rows}, context {context}: {limit:.1f} tokens/s; "

@@ -171,6 +171,18 @@ def test_prompts_of_one_call_prefill_their_shared_start_once(tiny_model):
     assert plain.stats.prefill_tokens - cached.stats.prefill_tokens >= shared - 5  # one copy of the start saved
 
 
+def test_prefill_counts_the_positions_it_computes_pads_included(tiny_model):
+    """The search bench reports the prefill's padding cost: prompts of unequal length prefilled
+    in one left-padded batch compute rows x the longest prompt's positions (no prefix cache)."""
+    plain = TransformersBackend(tiny_model, batch_size=4, threads=1, prefix_cache_mb=0)
+    prompts = [[{"role": "user", "content": "Hi."}], [{"role": "user", "content": "Who are you, and why do you ask me?"}]]
+    lengths = [len(plain.tokenizer(plain.render(p), add_special_tokens=False).input_ids) for p in prompts]
+    assert lengths[0] < lengths[1]
+    plain.generate(prompts, 1, Sampling(max_new_tokens=2))
+    assert plain.stats.prefill_tokens == sum(lengths)
+    assert plain.stats.prefill_positions == 2 * max(lengths)
+
+
 def test_greedy_decoding_matches_transformers_generate_under_left_padding(backend):
     """The own decoding loop (cache, positions, padding, finished rows leaving the batch)
     computes what ``model.generate`` computes."""

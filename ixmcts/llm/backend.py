@@ -44,6 +44,7 @@ class GenerationStats:
     sequences: int = 0  # completions returned
     generated_tokens: int = 0
     prefill_tokens: int = 0  # prompt tokens run through the model (those reused from the prefix cache are not)
+    prefill_positions: int = 0  # positions the prefill batches computed, pads included (÷ prefill_tokens: padding cost)
     prefill_sec: float = 0.0  # prefilling and merging newcomers into the running batch
     decode_steps: int = 0  # one-token forward passes of the running batch
     decode_rows: int = 0  # rows summed over decoding steps (÷ steps: the mean batch)
@@ -288,6 +289,7 @@ class TransformersBackend:
         new = [ids[r.length:] for ids, r in zip(prompts, reuse)]
         rows, width = len(prompts), max(len(x) for x in new)
         self.stats.prefill_tokens += sum(len(x) for x in new)
+        self.stats.prefill_positions += rows * width
         input_ids = torch.full((rows, width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
         mask = torch.zeros((rows, past + width), dtype=torch.long)
         positions = torch.zeros((rows, width), dtype=torch.long)  # pads stay 0: they are masked
