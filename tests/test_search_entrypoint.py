@@ -45,6 +45,13 @@ def test_search_run_logs_pairs_params_metrics_datasets_and_artifacts(scenario, t
     local = client.download_artifacts(run.info.run_id, "data", str(tmp_path / "dl"))
     pairs = read_jsonl(os.path.join(local, "dp.jsonl"))
     assert m["search/pairs"] == len(pairs)
+    gaps = sorted(p["chosen_value"] - p["rejected_value"] for p in pairs)  # the median by its definition
+    assert gaps or scenario == "esc"  # the tiny P4G search finds pairs, so the median is checked there
+    if gaps:
+        middle = (gaps[(len(gaps) - 1) // 2] + gaps[len(gaps) // 2]) / 2
+        assert m["search/pair_value_gap_median"] == pytest.approx(middle) and middle > 0
+    else:  # no pairs: no gap, and a NaN metric is left out of the run
+        assert "search/pair_value_gap_median" not in m
     trees = read_jsonl(os.path.join(local, "trees.jsonl.gz"))
     assert len(trees) == 3 and sum(t["nodes"][0]["N"] for t in trees) == m["search/trajectories"]
     contexts = {"conditions"} | ({"D_p"} if pairs else set())

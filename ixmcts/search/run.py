@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from statistics import median
 
 from tqdm.auto import tqdm
 
@@ -169,6 +170,7 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
     wall = time.perf_counter() - start
 
     pairs = extract_pairs(engine.trees, scenario, margin=params.pair_margin)
+    gaps = [p["chosen_value"] - p["rejected_value"] for p in pairs]
     s = engine.stats
     metrics = {
         "search/trees": len(engine.trees), "search/nodes": sum(len(t.nodes) for t in engine.trees),
@@ -182,6 +184,9 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
         "search/wall_sec": wall,  # this process's; generation_share is of the same time
         "search/generation_share": (s.generation_sec - resumed_generation_sec) / wall if wall else 0.0,
         "search/mean_reward": sum(t.root.Q for t in engine.trees) / max(1, sum(t.root.N for t in engine.trees)),
+        # how far apart a pair's values are, on the engagement scale: gaps far below the
+        # simulator's own run-to-run spread make pairs a reward model cannot learn from
+        "search/pair_value_gap_median": median(gaps) if gaps else float("nan"),
     }
     try:
         with atomic_folder(output_dir) as staging:  # all four files replace the previous ones at once, or none does
