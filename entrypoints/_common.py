@@ -39,14 +39,14 @@ def stage_options(stage: str):
     return decorate
 
 
-def stage_config(stage: str, scenario: str, profile_name: str, given: dict, role: str = ""):
+def stage_config(stage: str, scenario: str, profile_name: str, given: dict, variant: str = ""):
     """The stage's Config resolved as ``main``'s plan resolves it (given, else the profile's
-    block for ``role`` and then for the stage, else the paper's); bad values and a missing
-    corpus fail here, before any run."""
+    block for ``variant``, the sft role or evaluated method, then for the stage, else the
+    paper's); bad values and a missing corpus fail here, before any run."""
     from ixmcts.options import build
     from ixmcts.profiles import resolve_stage, stages
 
-    values = resolve_stage(profile_name, scenario, stage, given, role=role)
+    values = resolve_stage(profile_name, scenario, stage, given, variant=variant)
     return build(stages()[stage], {**values, "scenario": scenario})
 
 

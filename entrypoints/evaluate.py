@@ -37,7 +37,7 @@ BON_REWARDS = ("engagement", "strategy", "knowledge")
 @stage_options("evaluate")
 @reports_errors
 def main(scenario, profile_name, method, reward, policy_run, aligned_run, reward_run, simulator_run, **settings):
-    params = stage_config("evaluate", scenario, profile_name, settings)  # bad values fail here, before any run
+    params = stage_config("evaluate", scenario, profile_name, settings, variant=method)  # bad values fail here, before any run
     simulator_model, advisor_model, threads, backend, seed = (params.simulator_model, params.advisor_model, params.threads,
                                                               params.backend, params.seed)
     sc = get_scenario(scenario, language=params.language)

@@ -85,7 +85,7 @@ def main(scenario, profile_name, force, overrides, data_dir, output_dir):
             params.update({"aligned_run": align} if method == "aligned" else {"policy_run": policy})
             if method == "bon" and kind == "engagement":
                 params["reward_run"] = reward
-            evaluations.append(stage(f"evaluate {method}/{kind}", "evaluate", params))
+            evaluations.append(stage(f"evaluate {method}/{kind}", "evaluate", params, key="evaluate_bon" if method == "bon" else None))
         compare = run_stage("compare", "compare", {"profile": profile_name, "scenarios": scenario, "runs": ",".join(evaluations),
                                                    "output_dir": ""}, exp, force, code)
         tracking.tag_upstream(policy=policy, simulator=simulator, search=search, reward=reward, preference=preference,

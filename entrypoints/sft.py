@@ -24,7 +24,7 @@ from ixmcts.train.sft import ROLES, build_sft_examples, train_sft
 @num_processes_option
 @reports_errors
 def main(scenario, role, profile_name, num_processes, **settings):
-    config = stage_config("sft", scenario, profile_name, settings, role=role)
+    config = stage_config("sft", scenario, profile_name, settings, variant=role)
     base = config.base_model
     sc = get_scenario(scenario, language=config.language)
     examples = subsample(build_sft_examples(sc, load_dialogues(scenario, config.data), role), config.max_examples, config.seed)

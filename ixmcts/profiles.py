@@ -9,7 +9,8 @@ holds only its differences from the paper:
 ``cpu``: the embedded model, the bundled samples and budgets that finish each stage in minutes on 2 cores.
 ``repro-cpu``: the small-scale CPU reproduction of Table 2 (P4G only): SmolLM2-135M trained on
 the real Persuasion for Good corpus, searched and evaluated on personas synthesized from it,
-sized so that ``main`` finishes in under about 2 hours on 2 cores.
+sized so that ``main`` finishes in about 2.5 hours on 2 cores (stage times measured in
+results/README.md).
 
 A parameter resolves to, in order: the value given (an empty one does not count), the
 profile's, the paper's for the scenario, the Config's default. ``{data_dir}`` in a value is
@@ -70,25 +71,30 @@ PROFILES["repro-cpu"] = {
         # donation question from the conversation: at 40 steps on 480 examples it does not
         # (results/sensitivity.md: +$0.34, p = 0.002 with these; no difference without)
         "sft_simulator": {"max_steps": 160, "max_examples": 0},
-        # 16 personas searched; evaluation holds out the next 32 of the same synthesized pool
-        "search": {**PROFILES["cpu"]["stages"]["search"], "conditions": "synth", "data_dir": DATA_DIR, "num_conditions": 16},
-        "reward": {**PROFILES["cpu"]["stages"]["reward"], "epochs": 4.0},
+        # 64 personas searched (~100 pairs in D_p), half of them held out to measure the reward
+        # model on >= 50 pairs; SFT and Aligned evaluated on the next 128 personas of the same
+        # synthesized pool (the paper's count), BoN on the first 32 of them (issue 17)
+        "search": {**PROFILES["cpu"]["stages"]["search"], "conditions": "synth", "data_dir": DATA_DIR, "num_conditions": 64},
+        "reward": {**PROFILES["cpu"]["stages"]["reward"], "epochs": 4.0, "val_fraction": 0.5},
         "preference": {**PROFILES["cpu"]["stages"]["preference"], "num_contexts": 24},
         "evaluate": {**PROFILES["cpu"]["stages"]["evaluate"], "conditions": "synth", "data_dir": DATA_DIR,
-                     "num_interactions": 32},
+                     "conditions_offset": 64, "num_interactions": 128},
+        "evaluate_bon": {"num_interactions": 32},
     },
 }
 
 COMMON = ("scenario",)  # pipeline-wide parameters that a stage Config may carry, not stage settings
-# Plan steps that run another stage's entry point for a second role: main trains the policy
-# and the simulator with `sft`. A block named "sft" (profile or overrides) applies to both;
-# "sft_simulator" holds only the simulator's differences and wins over the profile's "sft".
-ROLE_STEPS = {"sft_simulator": ("sft", "simulator")}
+# Plan steps that run a stage's entry point for one variant with settings of their own: main
+# trains the policy and the simulator with `sft` (variant: the role) and evaluates SFT, BoN
+# and Aligned with `evaluate` (variant: the method). A block named after the stage (profile or
+# overrides) applies to every variant; "sft_simulator" / "evaluate_bon" hold only that
+# variant's differences and win over the profile's stage block, not over an override's.
+VARIANT_STEPS = {"sft_simulator": ("sft", "simulator"), "evaluate_bon": ("evaluate", "bon")}
 
 
-def role_step(stage: str, role: str) -> str | None:
-    """The plan key of ``stage`` run for ``role`` (None: the stage's own key applies)."""
-    return next((key for key, step in ROLE_STEPS.items() if step == (stage, role)), None)
+def variant_key(stage: str, variant: str) -> str | None:
+    """The plan key of ``stage`` run for ``variant`` (None: the stage's own key applies)."""
+    return next((key for key, step in VARIANT_STEPS.items() if step == (stage, variant)), None)
 
 
 def stages() -> dict[str, type]:
@@ -126,7 +132,7 @@ def paper_settings(scenario: str) -> dict[str, dict]:
 def is_profiled(stage: str, name: str) -> bool:
     """Whether a profile or the scenario can change this parameter: its entry-point option is
     then empty by default (the profile's value) rather than the Config's default."""
-    keys = [stage] + [key for key, (of, _) in ROLE_STEPS.items() if of == stage]
+    keys = [stage] + [key for key, (of, _) in VARIANT_STEPS.items() if of == stage]
     blocks = [p["stages"].get(k, {}) for p in PROFILES.values() for k in keys]
     blocks += [paper_settings(s).get(stage, {}) for s in PAPER_MODELS]
     return any(name in block for block in blocks)
@@ -137,10 +143,11 @@ def env_data_dir(scenario: str) -> str:
 
 
 def resolve_stage(name: str, scenario: str, stage: str, given: dict | None = None, data_dir: str = "",
-                  require_data: bool = True, role: str = "") -> dict:
+                  require_data: bool = True, variant: str = "") -> dict:
     """Stage ``stage``'s parameters under profile ``name``: flat (``lora_r``), typed, with
     ``{data_dir}`` filled in (or left as it is when ``require_data`` is false and there is none).
-    ``role``: the profile's block for that role (``sft_simulator``) applies over the stage's."""
+    ``variant``: the sft role or the evaluated method, whose profile block (``sft_simulator``,
+    ``evaluate_bon``) applies over the stage's."""
     prof = profile(name)
     if scenario not in PAPER_MODELS:
         raise IxmctsError(f"unknown scenario {scenario!r}; choose one of: {', '.join(PAPER_MODELS)}")
@@ -157,7 +164,7 @@ def resolve_stage(name: str, scenario: str, stage: str, given: dict | None = Non
     values = {k: default for k, (_, default, _) in fields.items()}
     values.update(paper_settings(scenario).get(stage, {}))
     values.update(prof["stages"].get(stage, {}))
-    values.update(prof["stages"].get(role_step(stage, role) or stage, {}))
+    values.update(prof["stages"].get(variant_key(stage, variant) or stage, {}))
     values.update(given)
     values = {k: cast(fields[k][0], k, v) for k, v in values.items()}
     data_dir = data_dir or given.get("data_dir", "") or env_data_dir(scenario)
@@ -207,17 +214,18 @@ def plan(scenario: str, name: str, data_dir: str = "", overrides: dict | None = 
     overrides = overrides or {}
     if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
         raise IxmctsError('overrides must be a JSON object of stages, e.g. {"sft": {"max_steps": 6}}')
-    keys = [*stages(), *ROLE_STEPS]
+    keys = [*stages(), *VARIANT_STEPS]
     unknown = sorted(set(overrides) - set(keys))
     if unknown:
         raise IxmctsError(f"overrides name unknown stage(s): {', '.join(unknown)}; the stages are: {', '.join(keys)}")
     data_dir = data_dir or env_data_dir(scenario)
     resolved = {stage: resolve_stage(name, scenario, stage, overrides.get(stage), data_dir, require_data) for stage in stages()}
-    for key, (stage, role) in ROLE_STEPS.items():  # the stage's overrides apply to every role, the role's on top
+    for key, (stage, variant) in VARIANT_STEPS.items():  # the stage's overrides apply to every variant, the variant's on top
         given = {**overrides.get(stage, {}), **overrides.get(key, {})}
-        resolved[key] = resolve_stage(name, scenario, stage, given, data_dir, require_data, role=role)
+        resolved[key] = resolve_stage(name, scenario, stage, given, data_dir, require_data, variant=variant)
     for key, params in resolved.items():  # each Config checks its own values (the backend: where the stage runs)
-        cls = stages()[ROLE_STEPS[key][0] if key in ROLE_STEPS else key]
+        cls = stages()[VARIANT_STEPS[key][0] if key in VARIANT_STEPS else key]
         build(cls, {**params, "scenario": scenario, **({"backend": "transformers"} if "backend" in params else {})})
-    check_held_out(resolved["search"], resolved["evaluate"])
+    for key in ("evaluate", "evaluate_bon"):
+        check_held_out(resolved["search"], resolved[key])
     return resolved

@@ -3,8 +3,9 @@
 The `cpu` and `repro-cpu` tables below were written from what `main` passed to each stage
 before the settings moved into the stage Configs (commit 7446e45): the MLproject defaults,
 the profiles' blocks and the entry points' own defaults. The refactor must not change them
-(the demo and results/ depend on them). The `paper` table is the paper's (§4.6, appendix
-A; DESIGN.md §3).
+(the demo and results/ depend on them); `repro-cpu` has since been resized for issue 17 (the
+changes are marked in `repro_cpu`). The `paper` table is the paper's (§4.6, appendix A;
+DESIGN.md §3).
 """
 
 import json
@@ -36,22 +37,27 @@ CPU = {
                  "num_interactions": 8, "data_dir": "", "max_turns": 12, "closing": True, "max_new_tokens": 40,
                  "language": "en", "threads": 0, "backend": "transformers", "seed": 0, "kl_dialogues": 32},
 }
-CPU["sft_simulator"] = CPU["sft"]  # main trains the simulator with the same settings unless a profile says otherwise
+# main trains the simulator and evaluates BoN with the stage's settings unless a profile says otherwise
+CPU["sft_simulator"], CPU["evaluate_bon"] = CPU["sft"], CPU["evaluate"]
 
 
 def repro_cpu(data_dir: str) -> dict:
     """cpu with the repro-cpu profile's blocks and its `pipeline` block as they were."""
     changes = {
         "sft": {"data": data_dir, "max_steps": 40, "max_examples": 480},
-        "search": {"conditions": "synth", "data_dir": data_dir, "num_conditions": 16},
-        "reward": {"epochs": 4.0},
+        # issue 17: a search large enough that half of D_p (~100 pairs) gives the reward model
+        # >= 50 held-out pairs, and 128 paired evaluation dialogues (the paper's count)
+        "search": {"conditions": "synth", "data_dir": data_dir, "num_conditions": 64},
+        "reward": {"epochs": 4.0, "val_fraction": 0.5},
         "preference": {"num_contexts": 24},
-        "evaluate": {"conditions": "synth", "data_dir": data_dir, "conditions_offset": 16, "num_interactions": 32},
+        "evaluate": {"conditions": "synth", "data_dir": data_dir, "conditions_offset": 64, "num_interactions": 128},
     }
     resolved = {stage: {**params, **changes.get(stage, {})} for stage, params in CPU.items()}
     # issue 17: the simulator trains on every example (the end examples teach the donation
-    # decision) for 160 steps, the settings at which results/sensitivity.md found it responds
+    # decision) for 160 steps, the settings at which results/sensitivity.md found it responds;
+    # BoN, three times the generation per turn, on the first 32 of the evaluation personas
     resolved["sft_simulator"] = {**resolved["sft"], "max_steps": 160, "max_examples": 0}
+    resolved["evaluate_bon"] = {**resolved["evaluate"], "num_interactions": 32}
     return resolved
 
 
@@ -269,13 +275,51 @@ def test_main_trains_the_simulator_with_its_own_sft_block_and_the_sft_entry_poin
     assert (calls["policy"]["max_steps"], calls["policy"]["max_examples"]) == ("40", "480")
     assert (calls["simulator"]["max_steps"], calls["simulator"]["max_examples"]) == ("160", "0")
     for role, params in calls.items():  # the entry point, given nothing, resolves the same settings
-        config = _common.stage_config("sft", "p4g", "repro-cpu", {"data": data}, role=role)
+        config = _common.stage_config("sft", "p4g", "repro-cpu", {"data": data}, variant=role)
         assert (str(config.max_steps), str(config.max_examples)) == (params["max_steps"], params["max_examples"]), role
     calls = sft_calls('{"sft": {"max_steps": 6}}')
     assert calls["policy"]["max_steps"] == calls["simulator"]["max_steps"] == "6"
     assert calls["simulator"]["max_examples"] == "0"  # the profile's simulator block still holds what the override leaves
     calls = sft_calls('{"sft": {"max_steps": 6}, "sft_simulator": {"max_steps": 9}}')
     assert (calls["policy"]["max_steps"], calls["simulator"]["max_steps"]) == ("6", "9")
+
+
+def test_main_evaluates_bon_with_its_own_block_and_the_evaluate_entry_point_agrees(tracking_env, monkeypatch, tmp_path):
+    """Issue 17: repro-cpu evaluates SFT and Aligned on 128 held-out dialogues and BoN (three
+    candidates per turn) on the first 32 of them; `mlflow run . -e evaluate -P method=bon`
+    resolves the same, and an "evaluate" override reaches every method."""
+    from click.testing import CliRunner
+
+    sys.path.insert(0, str(ROOT / "entrypoints"))
+    import _common
+    import main as pipeline
+
+    data = str(p4g_data(tmp_path))
+
+    def evaluations(overrides: str) -> list[dict]:
+        calls = []
+
+        def record(label, entry_point, params, experiment_id, force, code):
+            if entry_point == "compare":
+                raise IxmctsError("stopped before compare (test)")
+            if entry_point == "evaluate":
+                calls.append({k: str(v) for k, v in params.items()})
+            return "RUN"
+
+        monkeypatch.setattr(pipeline, "run_stage", record)
+        result = CliRunner().invoke(pipeline.main, ["--scenario", "p4g", "--profile", "repro-cpu", "--data-dir", data,
+                                                    "--overrides", overrides])
+        assert result.exit_code == 2, result.output
+        return calls
+
+    counts = [(c["method"], c["num_interactions"], c["conditions_offset"]) for c in evaluations("{}")]
+    assert counts == [("sft", "128", "64"), ("bon", "32", "64"), ("bon", "32", "64"), ("bon", "32", "64"), ("aligned", "128", "64")]
+    for method, expected in (("sft", 128), ("bon", 32), ("aligned", 128)):
+        config = _common.stage_config("evaluate", "p4g", "repro-cpu", {"data_dir": data}, variant=method)
+        assert config.num_interactions == expected, method
+    assert {c["num_interactions"] for c in evaluations('{"evaluate": {"num_interactions": 8}}')} == {"8"}
+    with pytest.raises(IxmctsError, match="overlap the search"):  # BoN's block is held out like the others
+        plan("p4g", "repro-cpu", data, overrides={"evaluate_bon": {"conditions_offset": 0}})
 
 
 def test_options_are_documented_from_the_config_with_the_papers_symbol_and_section():

@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT
 from ixmcts.errors import IxmctsError
 from ixmcts.options import build, flatten
-from ixmcts.profiles import PAPER_MODELS, PROFILES, ROLE_STEPS, paper_settings, resolve_stage, stages
+from ixmcts.profiles import PAPER_MODELS, PROFILES, VARIANT_STEPS, paper_settings, resolve_stage, stages
 from ixmcts.train.dpo import DPOStageConfig
 from ixmcts.train.preference import PreferenceStageConfig
 from ixmcts.train.reward import RewardStageConfig
@@ -32,10 +32,10 @@ def test_the_configs_defaults_are_the_papers():
 def test_a_profile_names_only_stages_and_parameters_that_exist():
     for name, prof in PROFILES.items():
         for key, block in prof["stages"].items():
-            stage, role = ROLE_STEPS.get(key, (key, ""))  # sft_simulator: the sft stage's simulator block
-            resolve_stage(name, prof["scenarios"][0], stage, require_data=False, role=role)  # raises on an unknown name
+            stage, variant = VARIANT_STEPS.get(key, (key, ""))  # sft_simulator: the sft stage's simulator block
+            resolved = resolve_stage(name, prof["scenarios"][0], stage, require_data=False, variant=variant)
             assert stage in stages(), (name, stage)
-            assert set(block) <= set(resolve_stage(name, prof["scenarios"][0], stage, require_data=False, role=role)), (name, key)
+            assert set(block) <= set(resolved), (name, key)
 
 
 def test_empty_parameters_take_the_profile_and_strings_are_cast():
