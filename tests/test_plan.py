@@ -243,39 +243,52 @@ def test_main_logs_plan_json_then_passes_each_stage_its_plan(tracking_env, monke
     assert logged == json.loads(json.dumps(expected))
 
 
+def entry_point_config(*args, **kwargs):
+    """The Config an entry point builds from its options (entrypoints/_common.py)."""
+    sys.path.insert(0, str(ROOT / "entrypoints"))
+    import _common
+
+    return _common.stage_config(*args, **kwargs)
+
+
+def stage_calls(monkeypatch, data: str, overrides: str, stop_at: str) -> list[tuple[str, dict]]:
+    """What `main -P profile=repro-cpu` passes each stage (as `mlflow run` gets them: strings),
+    up to the first run of ``stop_at``, which stops it."""
+    from click.testing import CliRunner
+
+    sys.path.insert(0, str(ROOT / "entrypoints"))
+    import main as pipeline
+
+    calls = []
+
+    def record(label, entry_point, params, experiment_id, force, code):
+        if entry_point == stop_at:
+            raise IxmctsError(f"stopped at {stop_at} (test)")
+        calls.append((entry_point, {k: str(v) for k, v in params.items()}))
+        return "RUN"
+
+    monkeypatch.setattr(pipeline, "run_stage", record)
+    result = CliRunner().invoke(pipeline.main, ["--scenario", "p4g", "--profile", "repro-cpu", "--data-dir", data,
+                                                "--overrides", overrides])
+    assert result.exit_code == 2, result.output
+    return calls
+
+
 def test_main_trains_the_simulator_with_its_own_sft_block_and_the_sft_entry_point_agrees(tracking_env, monkeypatch, tmp_path):
     """Issue 17: repro-cpu trains the simulator 160 steps on every example, the policy 40 on 480.
     An override's "sft" block applies to both roles (beating the profile's simulator block), an
     "sft_simulator" block to the simulator alone; `mlflow run . -e sft -P role=simulator` resolves
     exactly what main passes."""
-    from click.testing import CliRunner
-
-    sys.path.insert(0, str(ROOT / "entrypoints"))
-    import _common
-    import main as pipeline
-
     data = str(p4g_data(tmp_path))
 
     def sft_calls(overrides: str) -> dict:
-        calls = {}
-
-        def two_sft_stages(label, entry_point, params, experiment_id, force, code):
-            if entry_point != "sft":
-                raise IxmctsError("stopped after the SFT stages (test)")
-            calls[params["role"]] = {k: str(v) for k, v in params.items()}  # as run_stage passes them to mlflow run
-            return "RUN"
-
-        monkeypatch.setattr(pipeline, "run_stage", two_sft_stages)
-        result = CliRunner().invoke(pipeline.main, ["--scenario", "p4g", "--profile", "repro-cpu", "--data-dir", data,
-                                                    "--overrides", overrides])
-        assert result.exit_code == 2, result.output
-        return calls
+        return {params["role"]: params for _, params in stage_calls(monkeypatch, data, overrides, stop_at="search")}
 
     calls = sft_calls("{}")
     assert (calls["policy"]["max_steps"], calls["policy"]["max_examples"]) == ("40", "480")
     assert (calls["simulator"]["max_steps"], calls["simulator"]["max_examples"]) == ("160", "0")
     for role, params in calls.items():  # the entry point, given nothing, resolves the same settings
-        config = _common.stage_config("sft", "p4g", "repro-cpu", {"data": data}, variant=role)
+        config = entry_point_config("sft", "p4g", "repro-cpu", {"data": data}, variant=role)
         assert (str(config.max_steps), str(config.max_examples)) == (params["max_steps"], params["max_examples"]), role
     calls = sft_calls('{"sft": {"max_steps": 6}}')
     assert calls["policy"]["max_steps"] == calls["simulator"]["max_steps"] == "6"
@@ -288,34 +301,15 @@ def test_main_evaluates_bon_with_its_own_block_and_the_evaluate_entry_point_agre
     """Issue 17: repro-cpu evaluates SFT and Aligned on 128 held-out dialogues and BoN (three
     candidates per turn) on the first 32 of them; `mlflow run . -e evaluate -P method=bon`
     resolves the same, and an "evaluate" override reaches every method."""
-    from click.testing import CliRunner
-
-    sys.path.insert(0, str(ROOT / "entrypoints"))
-    import _common
-    import main as pipeline
-
     data = str(p4g_data(tmp_path))
 
     def evaluations(overrides: str) -> list[dict]:
-        calls = []
-
-        def record(label, entry_point, params, experiment_id, force, code):
-            if entry_point == "compare":
-                raise IxmctsError("stopped before compare (test)")
-            if entry_point == "evaluate":
-                calls.append({k: str(v) for k, v in params.items()})
-            return "RUN"
-
-        monkeypatch.setattr(pipeline, "run_stage", record)
-        result = CliRunner().invoke(pipeline.main, ["--scenario", "p4g", "--profile", "repro-cpu", "--data-dir", data,
-                                                    "--overrides", overrides])
-        assert result.exit_code == 2, result.output
-        return calls
+        return [params for ep, params in stage_calls(monkeypatch, data, overrides, stop_at="compare") if ep == "evaluate"]
 
     counts = [(c["method"], c["num_interactions"], c["conditions_offset"]) for c in evaluations("{}")]
     assert counts == [("sft", "128", "64"), ("bon", "32", "64"), ("bon", "32", "64"), ("bon", "32", "64"), ("aligned", "128", "64")]
     for method, expected in (("sft", 128), ("bon", 32), ("aligned", 128)):
-        config = _common.stage_config("evaluate", "p4g", "repro-cpu", {"data_dir": data}, variant=method)
+        config = entry_point_config("evaluate", "p4g", "repro-cpu", {"data_dir": data}, variant=method)
         assert config.num_interactions == expected, method
     assert {c["num_interactions"] for c in evaluations('{"evaluate": {"num_interactions": 8}}')} == {"8"}
     with pytest.raises(IxmctsError, match="overlap the search"):  # BoN's block is held out like the others
