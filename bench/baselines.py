@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from ixmcts.llm import TransformersBackend
-from ixmcts.llm.backend import request_seed
+from ixmcts.llm.backend import request_seed, seed_of
 
 
 class OneCallPerNode(TransformersBackend):
@@ -21,13 +21,13 @@ class OneCallPerNode(TransformersBackend):
         from ixmcts.llm.backend import _Job
 
         out = []
-        for prompt in prompts:
+        for i, prompt in enumerate(prompts):
             text = self.render(prompt)
             ids = self.tokenizer(text, add_special_tokens=False).input_ids
             samples = []
             for k in range(n):
                 self.stats.calls += 1
-                ((tokens,),) = self._decode([_Job(0, 0, ids, 1, sampling, [request_seed(seed, text, k)])], capacity=1)
+                ((tokens,),) = self._decode([_Job(0, 0, ids, 1, sampling, [request_seed(seed_of(seed, i), text, k)])], capacity=1)
                 samples.append(self.completion(prompt, tokens))
             out.append(samples)
         return out

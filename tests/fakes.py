@@ -7,7 +7,7 @@ import hashlib
 import json
 import random
 
-from ixmcts.llm.backend import GenerationStats
+from ixmcts.llm.backend import GenerationStats, seed_of
 
 P4G_PERSUADEE = ["Tell me more about it.", "I am not sure yet.", "Hmm, why should I trust them?",
                  "I'll donate $1. [END]", "I won't donate today. [END]", "Okay, I'll give 50 cents. [END]",
@@ -62,10 +62,10 @@ class ScriptedBackend:
         self.stats.calls += 1
         self.batches.append(len(prompts))
         out = []
-        for prompt in prompts:
+        for i, prompt in enumerate(prompts):
             samples = []
             for k in range(n):
-                key = hashlib.sha256(json.dumps([prompt, seed, k, sampling.temperature]).encode()).digest()
+                key = hashlib.sha256(json.dumps([prompt, seed_of(seed, i), k, sampling.temperature]).encode()).digest()
                 text = self.script(prompt, random.Random(key))
                 self.stats.sequences += 1
                 self.stats.generated_tokens += len(text.split())

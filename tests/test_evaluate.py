@@ -93,3 +93,26 @@ def test_batched_evaluation_produces_the_dialogues_of_one_completion_at_a_time(t
             runs.append(interact(sc, backend, backend, conditions, config, chooser=chooser))
         assert runs[0] == runs[1]
     assert shipped.prefix_cache.reused_tokens > 0
+
+
+def test_dialogues_with_identical_prompts_sample_their_own_turns_and_do_not_depend_on_each_other():
+    """P4G's persuader opens without seeing the persona, so every dialogue's first policy
+    prompt is the same; with one seed per round every dialogue opened with one sampled
+    utterance and n dialogues carried one draw of it (issue 17 found all 128 SFT and all 128
+    Aligned dialogues opening identically). Each dialogue must sample its own opening, and a
+    dialogue must not depend on which other conditions are evaluated beside it."""
+    sc = get_scenario("p4g")
+    openings = [f"Opening number {k}." for k in range(1000)]
+
+    def script(messages, rng):
+        if "You are a persuader" in messages[0]["content"]:
+            return rng.choice(openings)
+        return "Hello. [END]"
+
+    conditions = load_conditions("p4g", "sample", 8)
+    records = interact(sc, ScriptedBackend(script), ScriptedBackend(script), conditions, EvalConfig(max_turns=4))
+    first = [r["turns"][0]["text"] for r in records]
+    assert len({sc.policy_messages(c, [])[0]["content"] for c in conditions}) == 1  # the prompts are identical
+    assert len(set(first)) >= 7  # 8 draws from 1,000 openings: a repeat has probability < 3%, two repeats far less
+    alone = interact(sc, ScriptedBackend(script), ScriptedBackend(script), conditions[3:5], EvalConfig(max_turns=4))
+    assert alone == records[3:5]

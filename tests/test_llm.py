@@ -171,6 +171,16 @@ def test_prompts_of_one_call_prefill_their_shared_start_once(tiny_model):
     assert plain.stats.prefill_tokens - cached.stats.prefill_tokens >= shared - 5  # one copy of the start saved
 
 
+def test_one_seed_per_prompt_samples_each_as_its_own_call(tiny_model):
+    """A call may carry one seed per prompt (the evaluation's dialogues): identical prompts
+    then sample apart, and each prompt's samples are those of a call with its seed alone."""
+    backend = TransformersBackend(tiny_model, batch_size=4, threads=1)
+    prompt, sampling = [{"role": "user", "content": "Say something."}], Sampling(max_new_tokens=8)
+    together = backend.generate([prompt, prompt, prompt], 2, sampling, seed=[5, 6, 5])
+    assert together == [backend.generate([prompt], 2, sampling, seed=s)[0] for s in (5, 6, 5)]
+    assert together[0] == together[2] and together[0] != together[1]
+
+
 def test_prefill_counts_the_positions_it_computes_pads_included(tiny_model):
     """The search bench reports the prefill's padding cost: prompts of unequal length prefilled
     in one left-padded batch compute rows x the longest prompt's positions (no prefix cache)."""

@@ -2,12 +2,17 @@
 
 All dialogues advance together: each round sends every active dialogue's policy turn as one
 batch and every simulator turn as another. With ``n > 1`` the policy samples ``n``
-candidates per turn and a ``chooser`` picks one (Best-of-N). Seeds depend only on the
-round, so two methods evaluated on the same conditions face identically seeded simulators.
+candidates per turn and a ``chooser`` picks one (Best-of-N). Each dialogue samples with
+seeds of its own that depend only on the round and its condition, so two methods evaluated
+on the same conditions face identically seeded simulators, and dialogues whose prompts are
+identical (P4G's persuader opens without knowing the persona) still sample their own turns:
+with one seed per round, every dialogue of a method would open with the same sampled
+utterance, and its n dialogues would carry one draw of the opening, not n.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -50,11 +55,15 @@ def interact(scenario: Scenario, policy, simulator, conditions: list[Condition],
     def seed(role: int) -> int:
         return (config.seed * 1_000_003 + rnd * 2 + role) % 2**31
 
+    def dialogue_seeds(ids: list[int], role: int) -> list[int]:
+        return [int.from_bytes(hashlib.blake2b(f"{seed(role)}\x00{conditions[i].id}".encode(), digest_size=4).digest(), "little")
+                for i in ids]
+
     def user_turn(ids: list[int]) -> None:
         # the user's last turn: after it and the policy's reply, no utterance is left under the cap
         closing = {i: config.closing and len(histories[i]) + 2 >= config.max_turns for i in ids}
         prompts = [scenario.simulator_messages(conditions[i], histories[i], closing=closing[i]) for i in ids]
-        for i, (text,) in zip(ids, simulator.generate(prompts, 1, config.simulator_sampling, seed=seed(0))):
+        for i, (text,) in zip(ids, simulator.generate(prompts, 1, config.simulator_sampling, seed=dialogue_seeds(ids, 0))):
             parsed = scenario.parse_simulator(text, closing=closing[i])
             if not histories[i]:  # an opening cannot end the talk
                 parsed.ended = False
@@ -71,7 +80,7 @@ def interact(scenario: Scenario, policy, simulator, conditions: list[Condition],
         if hasattr(policy, "say"):  # a scripted persuader (the simulator sensitivity check)
             outs = [[policy.say(i, sum(t.role == MODEL for t in histories[i]))] * config.n for i in active]
         else:
-            outs = policy.generate(prompts, config.n, config.policy_sampling, seed=seed(1))
+            outs = policy.generate(prompts, config.n, config.policy_sampling, seed=dialogue_seeds(active, 1))
         picks = chooser.choose(prompts, outs) if config.n > 1 else [0] * len(active)
         for i, cands, k in zip(active, outs, picks):
             parsed = scenario.parse_policy(cands[k])

@@ -60,15 +60,21 @@ class Request:
     prompts: Sequence[Messages]
     n: int
     sampling: Sampling
-    seed: int = 0
+    seed: int | Sequence[int] = 0  # one for every prompt, or one per prompt
 
 
 class GenerationBackend(Protocol):
     stats: GenerationStats
 
     def generate(
-        self, prompts: Sequence[Messages], n: int, sampling: Sampling, seed: int = 0
+        self, prompts: Sequence[Messages], n: int, sampling: Sampling, seed: int | Sequence[int] = 0
     ) -> list[list[str]]: ...
+
+
+def seed_of(seed: int | Sequence[int], index: int) -> int:
+    """A call's seed for its ``index``-th prompt: one seed for every prompt, or one per prompt
+    (identical prompts, such as every dialogue's first persuader turn, then sample apart)."""
+    return seed if isinstance(seed, int) else seed[index]
 
 
 def request_seed(seed: int, prompt: str, sample: int) -> int:
@@ -242,7 +248,7 @@ class TransformersBackend:
     def render(self, messages: Messages) -> str:
         return render_chat(self.tokenizer, messages)
 
-    def generate(self, prompts: Sequence[Messages], n: int, sampling: Sampling, seed: int = 0) -> list[list[str]]:
+    def generate(self, prompts: Sequence[Messages], n: int, sampling: Sampling, seed: int | Sequence[int] = 0) -> list[list[str]]:
         return self.generate_many([Request(prompts, n, sampling, seed)])[0]
 
     def generate_many(self, requests: Sequence[Request]) -> list[list[list[str]]]:
@@ -253,7 +259,8 @@ class TransformersBackend:
             for i, prompt in enumerate(req.prompts):
                 text = self.render(prompt)
                 ids = self.tokenizer(text, add_special_tokens=False).input_ids
-                jobs.append(_Job(r, i, ids, req.n, req.sampling, [request_seed(req.seed, text, k) for k in range(req.n)]))
+                seeds = [request_seed(seed_of(req.seed, i), text, k) for k in range(req.n)]
+                jobs.append(_Job(r, i, ids, req.n, req.sampling, seeds))
         results = [[[] for _ in req.prompts] for req in requests]
         if not jobs:
             return results

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..io import cache_dir
-from .backend import GenerationStats, Messages, Sampling, render_chat, request_seed, with_prefill
+from .backend import GenerationStats, Messages, Sampling, render_chat, request_seed, seed_of, with_prefill
 from .models import ModelSpec, load_causal_lm, load_tokenizer
 from .registry import resolve_model
 
@@ -80,13 +80,14 @@ class VLLMBackend:
         self.stop_token_ids = sorted(i for i in ends if isinstance(i, int) and i != self.tokenizer.unk_token_id)
         self.stats = GenerationStats()
 
-    def generate(self, prompts: Sequence[Messages], n: int, sampling: Sampling, seed: int = 0) -> list[list[str]]:
+    def generate(self, prompts: Sequence[Messages], n: int, sampling: Sampling, seed: int | Sequence[int] = 0) -> list[list[str]]:
         from vllm import SamplingParams
 
         if not prompts:
             return []
         texts = [render_chat(self.tokenizer, p) for p in prompts]
-        params = [SamplingParams(**sampling_params(sampling, n, request_seed(seed, t, 0), self.stop_token_ids)) for t in texts]
+        params = [SamplingParams(**sampling_params(sampling, n, request_seed(seed_of(seed, i), t, 0), self.stop_token_ids))
+                  for i, t in enumerate(texts)]
         outputs = self.llm.generate(texts, params, lora_request=self.lora, use_tqdm=False)
         self.stats.calls += 1
         results = []
