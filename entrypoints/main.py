@@ -72,7 +72,11 @@ def main(scenario, profile_name, force, overrides, data_dir, output_dir):
             (Path(tmp) / "plan.json").write_text(json.dumps(resolved, indent=2, ensure_ascii=False), encoding="utf-8")
             tracking.log_artifact(str(Path(tmp) / "plan.json"))
         exp = parent.info.experiment_id
-        stage = lambda label, ep, params, key=None: run_stage(label, ep, {**common, **resolved[key or ep], **params}, exp, force, code)  # noqa: E731
+
+        def stage(label: str, entry_point: str, params: dict, key: str | None = None) -> str:
+            """Run (or reuse) one stage with its plan step's settings (``key``: a variant step)."""
+            return run_stage(label, entry_point, {**common, **resolved[key or entry_point], **params}, exp, force, code)
+
         policy = stage("sft policy", "sft", {"role": "policy"})
         simulator = stage("sft simulator", "sft", {"role": "simulator"}, key="sft_simulator")
         search = stage("search", "search", {"policy_run": policy, "simulator_run": simulator})
