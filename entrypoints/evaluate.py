@@ -97,7 +97,8 @@ def main(scenario, profile_name, method, reward, policy_run, aligned_run, reward
         if method == "aligned" and params.kl_dialogues:
             # the transformers backend's policy is the aligned model already loaded (vLLM's is not a torch module)
             aligned_model = getattr(policy_backend, "model", None)
-            metrics.update(movement_from_sft(sc, policy_spec, held_out, records, params.kl_dialogues, aligned_model))
+            metrics.update(movement_from_sft(sc, policy_spec, held_out, records, params.kl_dialogues, aligned_model,
+                                             params.max_new_tokens))
         # SFT and Aligned are the policy itself: their engagement is also its LoggedModel's
         # (BoN is the policy plus a reranker, so it stays on the run only)
         model_id = tracking.logged_model_id(policy) if method in ("sft", "aligned") else None
@@ -108,9 +109,11 @@ def main(scenario, profile_name, method, reward, policy_run, aligned_run, reward
           f"over {len(records)} interactions")
 
 
-def movement_from_sft(sc, aligned_spec: ModelSpec, conditions, records, max_dialogues: int, aligned_model=None) -> dict:
+def movement_from_sft(sc, aligned_spec: ModelSpec, conditions, records, max_dialogues: int, aligned_model=None,
+                      max_new_tokens: int = 0) -> dict:
     """``eval/kl_*``: how far DPO moved the policy from its SFT reference (the aligned policy
-    without its last adapter) on the evaluation's own policy turns. ``aligned_model``: the
+    without its last adapter) on the evaluation's own policy turns, each with its end-of-turn
+    choice unless cut at ``max_new_tokens`` (the evaluation's cap). ``aligned_model``: the
     aligned policy already loaded (else loaded here); the reference gets its dtype and device,
     so that precision differences do not show up as movement."""
     aligned = aligned_model if aligned_model is not None else load_causal_lm(aligned_spec)
@@ -118,7 +121,8 @@ def movement_from_sft(sc, aligned_spec: ModelSpec, conditions, records, max_dial
                                device=str(aligned.device))
     examples = policy_turns(sc, conditions, records, max_dialogues)
     with progress_bar(len(examples), "KL from the SFT policy", "turn") as progress:
-        kl = token_kl(aligned, reference, load_tokenizer(aligned_spec), examples, progress=progress)
+        kl = token_kl(aligned, reference, load_tokenizer(aligned_spec), examples, progress=progress,
+                      max_new_tokens=max_new_tokens)
     return {f"eval/{k}": v for k, v in kl.items()}
 
 

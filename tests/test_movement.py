@@ -34,18 +34,29 @@ class ConstantLM:
 
 
 def test_kl_per_token_and_per_response_by_hand():
-    """KL([½, ½] ‖ [¼, ¾]) = ½ ln 2 + ½ ln(⅔) = ½ ln(4/3) per token, counted on response tokens only:
-    a 1-word and a 3-word response (in one padded batch, behind prompts of different lengths)
-    give 4 tokens, per response c and 3c."""
+    """KL([½, ½] ‖ [¼, ¾]) = ½ ln 2 + ½ ln(⅔) = ½ ln(4/3) per position, counted on the response's
+    positions only, the end-of-turn choice after its last token included: a 1-word and a 3-word
+    response (in one padded batch, behind prompts of different lengths) give 2 + 4 = 6 positions,
+    per response 2c and 4c."""
     c = 0.5 * math.log(4 / 3)
     examples = [([{"role": "user", "content": "a long prompt of seven words here"}], "yes"),
                 ([{"role": "user", "content": "short"}], "no thank you")]
     kl = token_kl(ConstantLM([0.5, 0.5]), ConstantLM([0.25, 0.75]), WordTokenizer(), examples, batch_size=2)
-    assert kl["kl_tokens"] == 4 and kl["kl_responses"] == 2
+    assert kl["kl_tokens"] == 6 and kl["kl_responses"] == 2
     assert kl["kl_per_token"] == pytest.approx(c, rel=1e-5)
-    assert kl["kl_per_response"] == pytest.approx((c + 3 * c) / 2, rel=1e-5)
+    assert kl["kl_per_response"] == pytest.approx((2 * c + 4 * c) / 2, rel=1e-5)
     same = token_kl(ConstantLM([0.25, 0.75]), ConstantLM([0.25, 0.75]), WordTokenizer(), examples)
     assert same["kl_per_token"] == 0.0  # a policy that did not move
+
+
+def test_a_response_cut_at_max_new_tokens_has_no_end_of_turn_position():
+    """At a cap of 3 new tokens the 3-word response was cut before it could choose to stop, so it
+    counts its 3 positions; the 1-word one ended itself and counts 2 (5 in all)."""
+    c = 0.5 * math.log(4 / 3)
+    examples = [([{"role": "user", "content": "hello"}], "yes"), ([{"role": "user", "content": "hi"}], "no thank you")]
+    kl = token_kl(ConstantLM([0.5, 0.5]), ConstantLM([0.25, 0.75]), WordTokenizer(), examples, max_new_tokens=3)
+    assert kl["kl_tokens"] == 5
+    assert kl["kl_per_response"] == pytest.approx((2 * c + 3 * c) / 2, rel=1e-5)
 
 
 def test_kl_does_not_depend_on_batching(tiny_model):

@@ -8,9 +8,12 @@ per-token KL
 
     KL_t = Σ_v π_aligned(v | x, y<t) · (log π_aligned(v | x, y<t) − log π_sft(v | x, y<t))
 
-averaged over every response token (nats per token) and summed per response (nats per
+averaged over every response position (nats per token) and summed per response (nats per
 response; a Monte Carlo estimate of the sequence-level KL when the responses were sampled at
-temperature 1). 0 means the policy did not move.
+temperature 1). A response's positions include the one where the policy chose to end its turn
+(KL_t sums over the vocabulary, so it measures a changed choice between stopping and going
+on), unless the response was cut at ``max_new_tokens`` and never reached that choice. 0 means
+the policy did not move.
 """
 
 from __future__ import annotations
@@ -36,11 +39,14 @@ def policy_turns(scenario: Scenario, conditions: list[Condition], records: list[
 
 
 def token_kl(aligned, reference, tokenizer, examples: list[tuple[list[dict], str]], batch_size: int = 4,
-             progress=None) -> dict:
-    """KL(π_aligned ‖ π_reference) over the response tokens of ``examples`` (prompt messages,
-    response text): ``kl_per_token`` (nats, mean over all response tokens), ``kl_per_response``
-    (nats, mean over responses of their summed KL) and the counts. Both models share the
-    tokenizer (the reference is the aligned policy without its last adapter)."""
+             progress=None, max_new_tokens: int = 0) -> dict:
+    """KL(π_aligned ‖ π_reference) over the response positions of ``examples`` (prompt
+    messages, response text): ``kl_per_token`` (nats, mean over all positions),
+    ``kl_per_response`` (nats, mean over responses of their summed KL) and the counts. A
+    response shorter than ``max_new_tokens`` tokens ended itself, so the position after its
+    last token (the end-of-turn choice) counts too; 0: no cap, every response ended itself.
+    Both models share the tokenizer (the reference is the aligned policy without its last
+    adapter)."""
     import torch
 
     rows = []
@@ -66,7 +72,8 @@ def token_kl(aligned, reference, tokenizer, examples: list[tuple[list[dict], str
             logp_r = torch.log_softmax(reference(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
         kl = (logp_a.exp() * (logp_a - logp_r)).sum(-1)  # [batch, width]: position j predicts token j + 1
         for i, (p, t) in enumerate(batch):
-            per_response.append(kl[i, len(p) - 1 : len(p) + len(t) - 1].clamp_min(0.0).tolist())
+            ended = not max_new_tokens or len(t) < max_new_tokens  # else cut before it chose to stop
+            per_response.append(kl[i, len(p) - 1 : len(p) + len(t) - 1 + ended].clamp_min(0.0).tolist())
         if progress:
             progress(len(per_response), len(rows))
     tokens = sum(len(k) for k in per_response)
