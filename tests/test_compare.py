@@ -42,3 +42,23 @@ def test_the_table_says_how_many_dialogues_each_method_had():
     column = HEADER.index("P4G n")
     # rows: SFT, BoN strategy, BoN knowledge (not evaluated), BoN engagement (not evaluated), Aligned
     assert [l.strip("|").split(" | ")[column].strip() for l in lines[2:]] == ["128", "64", "—", "—", "128"]
+
+
+def test_the_figure_has_a_panel_per_scenario_with_results_and_the_papers_values():
+    """A P4G-only comparison (repro-cpu) draws one panel, not an empty ESC one; each bar carries
+    its dialogue count and stands beside the paper's Table 2 donation (SFT 0.58, BoN 0.63 / 0.67 /
+    0.73, Aligned 1.29)."""
+    from ixmcts.evaluate.compare import plot_panels
+
+    sft = fake("p4g", "sft", "-", 0.27, "r1", {})
+    sft.metrics["eval/interactions"] = 128
+    aligned = fake("p4g", "aligned", "engagement", 0.19, "r2", {})
+    aligned.metrics["eval/interactions"] = 128
+    panels = plot_panels(build_table([sft, aligned]))
+    assert [p["scenario"] for p in panels] == ["p4g"]
+    (p4g,) = panels
+    assert p4g["paper"] == [0.58, 0.63, 0.67, 0.73, 1.29]
+    assert p4g["values"][0] == 0.27 and p4g["values"][4] == 0.19 and p4g["values"][1] != p4g["values"][1]  # BoN missing: NaN
+    assert p4g["labels"][0] == "SFT\nn=128" and p4g["labels"][1] == "BoN Strategy"
+    both = plot_panels(build_table([sft, fake("esc", "sft", "-", 0.6, "r3", {})]))
+    assert [p["scenario"] for p in both] == ["esc", "p4g"] and both[0]["paper"][0] == 0.6406

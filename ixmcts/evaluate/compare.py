@@ -134,30 +134,56 @@ def to_latex(table) -> str:
     return "\n".join(lines) + "\n"
 
 
+# each scenario's headline column in PAPER (ESC engaged rate, P4G donation $)
+PAPER_HEADLINE = {"esc": 0, "p4g": 2}
+
+
+def plot_panels(table) -> list[dict]:
+    """What the figure draws: one panel per scenario that has a result (a P4G-only comparison
+    gets no empty ESC panel), each with the rows' labels (``n`` dialogues under the name), our
+    value and 95% CI (NaN where missing) and the paper's Table 2 value."""
+    panels = []
+    for scenario in ("esc", "p4g"):  # Table 2's column order
+        cells = [table[row].get(scenario) for row in ROWS]
+        if not any(c and c.value is not None for c in cells):
+            continue
+        nan = float("nan")
+        panels.append({
+            "scenario": scenario, "title": SCENARIOS[scenario].headline_label,
+            "labels": [" ".join(x for x in LABELS[row] if x != "—") + (f"\nn={c.n}" if c and c.n else "")
+                       for row, c in zip(ROWS, cells)],
+            "values": [c.value if c and c.value is not None else nan for c in cells],
+            "lows": [c.low if c and c.low is not None else nan for c in cells],
+            "highs": [c.high if c and c.high is not None else nan for c in cells],
+            "paper": [PAPER[row][PAPER_HEADLINE[scenario]] for row in ROWS]})
+    return panels
+
+
 def plot(table, path: str) -> None:
-    """Bars per method for each scenario, with 95% CI whiskers; missing cells are left empty."""
+    """Bars per method for each scenario with a result, 95% CI whiskers and the paper's value
+    beside them; a missing cell is left empty and says so."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, scenario in zip(axes, ("esc", "p4g")):  # Table 2's column order
-        title = SCENARIOS[scenario].headline_label
-        names, values, errs = [], [], [[], []]
-        for row in ROWS:
-            c = table[row].get(scenario)
-            names.append(" ".join(x for x in LABELS[row] if x != "—"))
-            v = c.value if c and c.value is not None else float("nan")
-            values.append(v)
-            errs[0].append(v - c.low if c and c.low is not None else 0)
-            errs[1].append(c.high - v if c and c.high is not None else 0)
-        ax.bar(range(len(names)), values, yerr=errs, capsize=4, color="#4c72b0")
-        ax.set_xticks(range(len(names)), names, rotation=25, ha="right")
-        ax.set_title(title)
+    panels = plot_panels(table)
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 4), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        x = range(len(panel["values"]))
+        values = panel["values"]
+        errs = [[v - lo if lo == lo else 0 for v, lo in zip(values, panel["lows"])],
+                [hi - v if hi == hi else 0 for v, hi in zip(values, panel["highs"])]]
+        ax.bar(x, values, yerr=errs, capsize=4, color="#4c72b0", label="this run (95% CI)")
+        ax.scatter(x, panel["paper"], marker="D", facecolors="none", edgecolors="black", zorder=3, label="paper, Table 2")
+        ax.set_xticks(list(x), panel["labels"], rotation=25, ha="right")
+        ax.set_title(panel["title"])
+        ax.legend(fontsize=8, frameon=False)
         for i, v in enumerate(values):
             if v != v:
                 ax.text(i, 0, "missing", ha="center", va="bottom", fontsize=8, color="gray")
+    if not panels:
+        axes[0][0].text(0.5, 0.5, "no results", ha="center", va="center")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
