@@ -1,4 +1,4 @@
-"""Per-stage wall times of a `main` pipeline run, from the tracking store (results/README.md's table).
+"""Per-stage wall times of a `main` pipeline run, from the tracking store (the table in results/pipeline_times.md).
 
     python scripts/pipeline_times.py --tracking-uri sqlite:///mlruns.db [--run <main run id>] [--before results/before.json]
 
