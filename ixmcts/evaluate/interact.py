@@ -12,13 +12,12 @@ utterance, and its n dialogues would carry one draw of the opening, not n.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..data.schema import MODEL, USER, Condition, Turn
 from ..errors import IxmctsError
-from ..llm.backend import POLICY_SAMPLING, SIMULATOR_SAMPLING, Sampling
+from ..llm.backend import POLICY_SAMPLING, SIMULATOR_SAMPLING, Sampling, hashed_seed
 from ..scenarios.base import Scenario
 
 class Chooser(Protocol):
@@ -56,8 +55,7 @@ def interact(scenario: Scenario, policy, simulator, conditions: list[Condition],
         return (config.seed * 1_000_003 + rnd * 2 + role) % 2**31
 
     def dialogue_seeds(ids: list[int], role: int) -> list[int]:
-        return [int.from_bytes(hashlib.blake2b(f"{seed(role)}\x00{conditions[i].id}".encode(), digest_size=4).digest(), "little")
-                for i in ids]
+        return [hashed_seed(seed(role), conditions[i].id, size=4) for i in ids]
 
     def user_turn(ids: list[int]) -> None:
         # the user's last turn: after it and the policy's reply, no utterance is left under the cap

@@ -77,11 +77,17 @@ def seed_of(seed: int | Sequence[int], index: int) -> int:
     return seed if isinstance(seed, int) else seed[index]
 
 
+def hashed_seed(*parts, size: int = 8) -> int:
+    """A seed derived from ``parts`` alone (blake2b of their NUL-joined text, ``size`` bytes,
+    little-endian): the same parts give the same seed in any process, whatever else is sampled."""
+    digest = hashlib.blake2b("\x00".join(map(str, parts)).encode(), digest_size=size).digest()
+    return int.from_bytes(digest, "little")
+
+
 def request_seed(seed: int, prompt: str, sample: int) -> int:
     """The sampling seed of one completion: a function of the call's seed, the rendered
     prompt and the sample's index only, so that batching never changes what is sampled."""
-    digest = hashlib.blake2b(f"{seed}\x00{sample}\x00{prompt}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
+    return hashed_seed(seed, sample, prompt) & (2**63 - 1)
 
 
 def render_chat(tokenizer, messages: Messages) -> str:
