@@ -45,12 +45,12 @@ def repro_cpu(data_dir: str) -> dict:
     """cpu with the repro-cpu profile's blocks and its `pipeline` block as they were."""
     changes = {
         "sft": {"data": data_dir, "max_steps": 40, "max_examples": 480},
-        # issue 17: a search large enough that half of D_p (~100 pairs) gives the reward model
-        # >= 50 held-out pairs, and 128 paired evaluation dialogues (the paper's count)
-        "search": {"conditions": "synth", "data_dir": data_dir, "num_conditions": 64},
+        # issue 17: a search large enough that half of D_p gives the reward model >= 50 held-out
+        # pairs (64 personas gave 73 pairs), and 128 paired evaluation dialogues (the paper's count)
+        "search": {"conditions": "synth", "data_dir": data_dir, "num_conditions": 112},
         "reward": {"epochs": 4.0, "val_fraction": 0.5},
         "preference": {"num_contexts": 24},
-        "evaluate": {"conditions": "synth", "data_dir": data_dir, "conditions_offset": 64, "num_interactions": 128},
+        "evaluate": {"conditions": "synth", "data_dir": data_dir, "conditions_offset": 112, "num_interactions": 128},
     }
     resolved = {stage: {**params, **changes.get(stage, {})} for stage, params in CPU.items()}
     # issue 17: the simulator trains on every example (the end examples teach the donation
@@ -307,7 +307,7 @@ def test_main_evaluates_bon_with_its_own_block_and_the_evaluate_entry_point_agre
         return [params for ep, params in stage_calls(monkeypatch, data, overrides, stop_at="compare") if ep == "evaluate"]
 
     counts = [(c["method"], c["num_interactions"], c["conditions_offset"]) for c in evaluations("{}")]
-    assert counts == [("sft", "128", "64"), ("bon", "32", "64"), ("bon", "32", "64"), ("bon", "32", "64"), ("aligned", "128", "64")]
+    assert counts == [("sft", "128", "112"), ("bon", "32", "112"), ("bon", "32", "112"), ("bon", "32", "112"), ("aligned", "128", "112")]
     for method, expected in (("sft", 128), ("bon", 32), ("aligned", 128)):
         config = entry_point_config("evaluate", "p4g", "repro-cpu", {"data_dir": data}, variant=method)
         assert config.num_interactions == expected, method
