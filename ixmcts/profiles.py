@@ -62,6 +62,8 @@ PROFILES: dict[str, dict] = {
         },
     },
 }
+# personas the repro-cpu search reads; its evaluation starts right after them (held out)
+REPRO_SEARCHED = 112
 PROFILES["repro-cpu"] = {
     "scenarios": ("p4g",),
     "stages": {
@@ -75,11 +77,11 @@ PROFILES["repro-cpu"] = {
         # on (64 gave 73 pairs, 36 held out, once the policy's SFT kept the persona: results/);
         # SFT and Aligned evaluated on the next 128 personas of the same synthesized pool (the
         # paper's count), BoN on the first 32 of them (issue 17)
-        "search": {**PROFILES["cpu"]["stages"]["search"], "conditions": "synth", "data_dir": DATA_DIR, "num_conditions": 112},
+        "search": {**PROFILES["cpu"]["stages"]["search"], "conditions": "synth", "data_dir": DATA_DIR, "num_conditions": REPRO_SEARCHED},
         "reward": {**PROFILES["cpu"]["stages"]["reward"], "epochs": 4.0, "val_fraction": 0.5},
         "preference": {**PROFILES["cpu"]["stages"]["preference"], "num_contexts": 24},
         "evaluate": {**PROFILES["cpu"]["stages"]["evaluate"], "conditions": "synth", "data_dir": DATA_DIR,
-                     "conditions_offset": 112, "num_interactions": 128},
+                     "conditions_offset": REPRO_SEARCHED, "num_interactions": 128},
         "evaluate_bon": {"num_interactions": 32},
     },
 }
