@@ -3,6 +3,7 @@ completion vs as shipped, in one process.
 
     python bench/evaluate_throughput.py [--model smollm2-135m-instruct] [--threads 2] [--dialogues 16]
                                         [--max-turns 6] [--max-new-tokens 32] [--n 3] [--bon strategy]
+                                        [--conditions sample|synth] [--baseline-batch B] [--batch-size B]
 
 Both runs evaluate the same method twice on the same P4G conditions: plain (``sft``: one
 policy sample per turn) and Best-of-N with an advisor (``--bon strategy`` or ``knowledge``:
@@ -12,6 +13,9 @@ full): one call per turn and candidate; (b) is the evaluation as shipped (all di
 advance together: one batched call per role per round, the n candidates of a prompt share
 its prefill, prompts join the running batch as rows finish, and KV reuse of the
 conversation so far). The policy, the simulator and the advisor are the same model here.
+``--baseline-batch B`` makes (a) the shipped evaluation with running batches of at most B
+prompts per call and no row cap instead (what the default batch buys over the earlier 16:
+``--conditions synth --dialogues 64 --baseline-batch 16``).
 Prints each run's wall seconds, LLM calls and tokens, whether both produced identical
 dialogues (every turn's raw text and every chosen candidate), and last ``ratio=<x>``:
 (a)'s wall time over (b)'s for the whole evaluation (both methods).
@@ -21,6 +25,7 @@ Measured ratios, not timed tests: run it alone on the machine.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -68,15 +73,31 @@ def main():
     p.add_argument("--n", type=int, default=3, help="Best-of-N candidates (paper 3)")
     p.add_argument("--bon", default="strategy", choices=("strategy", "knowledge"), help="the Best-of-N advisor")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--conditions", default="sample", help="sample (30 bundled personas) | synth (personas synthesized "
+                   "from --data-dir, or from the bundled sample corpus without it)")
+    p.add_argument("--data-dir", default=os.environ.get("IXMCTS_P4G_DIR", ""), help="P4G corpus folder for --conditions synth")
+    p.add_argument("--baseline-batch", type=int, default=0,
+                   help="(a) is the shipped evaluation at running batches of this many prompts (0: one call per completion)")
+    p.add_argument("--batch-size", type=int, default=0, help="(b)'s running batch in prompts (0: make_backends' default)")
     args = p.parse_args()
-    conditions = load_conditions("p4g", "sample", args.dialogues)
-    base_wall, base = evaluate("(a) one call per completion", OneCallPerNode(args.model, args.threads), args, conditions)
-    backend = make_backends({"policy": ModelSpec(args.model)}, threads=args.threads)["policy"]
-    wall, shipped = evaluate("(b) as shipped", backend, args, conditions)
+    conditions = load_conditions("p4g", args.conditions, args.dialogues, data_dir=args.data_dir or None)
+    if args.baseline_batch:
+        baseline = make_backends({"policy": ModelSpec(args.model)}, batch_size=args.baseline_batch, max_rows=0,
+                                 threads=args.threads)["policy"]
+        base_wall, base = evaluate(f"(a) as shipped at batch {args.baseline_batch}", baseline, args, conditions)
+    else:
+        base_wall, base = evaluate("(a) one call per completion", OneCallPerNode(args.model, args.threads), args, conditions)
+    wide = {"batch_size": args.batch_size} if args.batch_size else {}
+    backend = make_backends({"policy": ModelSpec(args.model)}, threads=args.threads, **wide)["policy"]
+    wall, shipped = evaluate(f"(b) as shipped (batch {backend.batch_size})", backend, args, conditions)
     for method in base:
         same = sum(a == b for a, b in zip(dialogues(base[method]), dialogues(shipped[method])))
         print(f"identical dialogues ({method}): {same}/{len(conditions)}")
     st = backend.stats
+    if args.baseline_batch:
+        sa = baseline.stats
+        print(f"(a) prefill {sa.prefill_sec:.1f}s ({sa.prefill_tokens} tokens), decode {sa.decode_sec:.1f}s "
+              f"({sa.decode_steps} steps, mean batch {sa.decode_rows / max(sa.decode_steps, 1):.1f} rows)")
     print(f"(b) prefill {st.prefill_sec:.1f}s ({st.prefill_tokens} tokens), decode {st.decode_sec:.1f}s "
           f"({st.decode_steps} steps, mean batch {st.decode_rows / max(st.decode_steps, 1):.1f} rows), merges {st.merges}, "
           f"prefix cache {backend.prefix_cache.hits} hits, {backend.prefix_cache.reused_tokens} tokens reused")

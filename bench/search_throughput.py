@@ -73,7 +73,9 @@ def main():
     args = p.parse_args()
     conditions = load_conditions("p4g", "sample", args.trees)
     base_rate, _, base_trees, _ = run("(a) one call per node", OneCallPerNode(args.model, args.threads), args, conditions)
-    backend = make_backends({"policy": ModelSpec(args.model)}, args.backend, threads=args.threads)["policy"]
+    # the search's own settings (ixmcts.search.run): 16 prompts per request, no row cap
+    backend = make_backends({"policy": ModelSpec(args.model)}, args.backend, batch_size=16, max_rows=0,
+                            threads=args.threads)["policy"]
     engine_rate, overhead, trees, engine_tokens = run(f"(b) batched engine ({args.backend})", backend, args, conditions)
     same = sum(a == b for a, b in zip(base_trees, trees))
     cache = getattr(backend, "prefix_cache", None)

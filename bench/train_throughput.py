@@ -7,10 +7,12 @@ TRL's plain defaults, in one process.
 Both variants train ``--epochs`` epochs of LoRA on the same examples (SFT: the policy's turns of the
 bundled P4G sample dialogues; DPO: pairs built from them, the reply as chosen and another
 turn's reply as rejected) through the library's own ``train_sft`` / ``train_dpo``.
-(a) ``before``: examples in random order, so each batch pads to its longest example, and DPO
-runs the reference model at every step of every epoch; (b) as shipped: SFT batches grouped by
-length (``train_sampling_strategy="group_by_length"``) and DPO's reference log-probs computed
-once before training (``precompute_ref_log_probs``). Tokens/s counts the examples' real tokens
+(a) ``before``: examples in random order, so each batch pads to its longest example, DPO
+runs the reference model at every step of every epoch, and glibc's default allocator limits
+(every block over 32 MB mapped fresh and unmapped when freed); (b) as shipped: SFT batches
+grouped by length (``train_sampling_strategy="group_by_length"``), DPO's reference log-probs
+computed once before training (``precompute_ref_log_probs``), and freed memory kept in the heap
+for the next step (``keep_freed_memory``). Tokens/s counts the examples' real tokens
 (prompt and completion, each DPO response with its prompt) over the wall time of
 the trainer's construction (where DPO precomputes) and ``trainer.train()``. Last line: ``sft_ratio=<x> dpo_ratio=<y>`` (b over a).
 Measured ratios, not timed tests: run it alone on the machine.
@@ -29,6 +31,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
 from ixmcts.data import load_dialogues  # noqa: E402
 from ixmcts.llm.models import ModelSpec, load_tokenizer  # noqa: E402
 from ixmcts.scenarios import get_scenario  # noqa: E402
+import ixmcts.train.dpo as dpo_module  # noqa: E402
+import ixmcts.train.sft as sft_module  # noqa: E402
 from ixmcts.train.dpo import DPOStageConfig, train_dpo  # noqa: E402
 from ixmcts.train.sft import SFTStageConfig, build_sft_examples, train_sft  # noqa: E402
 
@@ -79,7 +83,14 @@ def tokens(tok, prompt, completion) -> int:
 
 
 def run(stage, variant, spec, examples, pairs, args) -> float:
+    import ixmcts.train.common as common
+
     walls, restore = timed_training(variant)
+    common.keep_freed_memory(keep=False)  # (a) keeps glibc's defaults; (b)'s trainer sets its own
+    keep = common.keep_freed_memory
+    if variant is not None:
+        for module in (sft_module, dpo_module):
+            module.keep_freed_memory = lambda: None
     try:
         with tempfile.TemporaryDirectory(prefix="ixmcts-bench-") as out:
             if stage == "sft":
@@ -88,6 +99,8 @@ def run(stage, variant, spec, examples, pairs, args) -> float:
                 train_dpo(spec, pairs, DPOStageConfig(epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length), out)
     finally:
         restore()
+        for module in (sft_module, dpo_module):
+            module.keep_freed_memory = keep
     return sum(walls)  # the trainer's construction (DPO: reference log-probs) and train()
 
 

@@ -52,6 +52,40 @@ def test_completions_do_not_depend_on_batching(tiny_model):
     assert len(set(a[1])) > 1  # the n samples of one prompt differ from each other
 
 
+def test_prompts_prefilled_in_groups_sample_what_they_sample_alone(tiny_model, monkeypatch):
+    """A batch's prompts are prefilled in groups of similar uncached length (at most
+    PREFILL_PROMPTS per forward) and merged; each completion is still the one its prompt gets
+    alone, on a first turn and on a next turn that reuses cached prefixes."""
+    import ixmcts.llm.backend as backend_module
+
+    sampling = Sampling(max_new_tokens=10)
+    alone = TransformersBackend(tiny_model, batch_size=1, threads=1)
+    next_turn = LONGER + [{"role": "assistant", "content": "Sure."}, {"role": "user", "content": "Go on."}]
+    want = [alone.generate([p], 2, sampling, seed=3)[0] for p in (CHAT, LONGER, next_turn)]
+    monkeypatch.setattr(backend_module, "PREFILL_PROMPTS", 1)
+    grouped = TransformersBackend(tiny_model, batch_size=8, threads=1)
+    assert grouped.generate([LONGER, CHAT], 2, sampling, seed=3) == [want[1], want[0]]
+    merges = grouped.stats.merges
+    assert grouped.generate([next_turn, CHAT, LONGER], 2, sampling, seed=3) == [want[2], want[0], want[1]]
+    assert grouped.stats.merges >= merges + 2  # three groups of one became one batch
+
+
+def test_max_rows_caps_the_running_batch_without_changing_completions(tiny_model):
+    """``max_rows`` bounds the rows decoded together (Best-of-N's n samples per prompt would
+    otherwise multiply the batch); a prompt's n samples still fit when n exceeds it, and what
+    is sampled is what an uncapped backend samples."""
+    sampling = Sampling(max_new_tokens=10)
+    prompts = [CHAT, LONGER, CHAT, LONGER]
+    uncapped = TransformersBackend(tiny_model, batch_size=8, max_rows=0, threads=1)
+    capped = TransformersBackend(tiny_model, batch_size=8, max_rows=3, threads=1)
+    want = uncapped.generate(prompts, 2, sampling, seed=7)
+    assert capped.generate(prompts, 2, sampling, seed=7) == want
+    assert uncapped.stats.decode_rows > 3 * uncapped.stats.decode_steps  # 8 rows at the start: the cap binds
+    assert capped.stats.decode_rows <= 3 * capped.stats.decode_steps
+    narrow = TransformersBackend(tiny_model, batch_size=8, max_rows=1, threads=1)
+    assert narrow.generate(prompts, 2, sampling, seed=7) == want  # n = 2 > max_rows: one prompt's samples at a time
+
+
 def test_prefix_cache_reuses_earlier_prompts_without_changing_completions(tiny_model):
     """A prompt that extends an earlier one prefills only its new tokens; greedy and seeded
     samples are those of a backend without the cache, in a batch that mixes both kinds."""

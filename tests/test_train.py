@@ -99,6 +99,35 @@ def test_reward_model_learns_a_systematic_preference(tmp_path, tiny_model):
     assert result["val"]["accuracy"] > 0.5 and result["val"]["margin"] > 0
 
 
+def test_reward_scores_of_shared_contexts_equal_scoring_each_text_alone(tmp_path, tiny_model):
+    """Best-of-N scores N candidates of one context; the scorer runs the context once and
+    extends it by each candidate. Expected: what the sequence-classification model outputs for
+    each full text on its own (batch 1, no pads), the definition of the reward r(context,
+    response); a text over max_length keeps its last max_length tokens (the response)."""
+    import torch
+
+    from ixmcts.train.reward import RewardScorer
+
+    train_reward(ModelSpec("tiny"), systematic_pairs(8), RewardStageConfig(lr=2e-3, max_steps=2, max_length=256),
+                 str(tmp_path / "rm"))
+    scorer = RewardScorer(ModelSpec("tiny"), str(tmp_path / "rm"), max_length=40)
+    other = [{"role": "system", "content": "You are a persuader."}, {"role": "user", "content": "No thanks, bye."}]
+    long = CTX + [{"role": "assistant", "content": "word " * 60}, {"role": "user", "content": "ok"}]
+    contexts = [CTX, CTX, CTX, other, long, long, CTX]
+    responses = ["Please donate.", "Children need help", "Please donate.", "Bye then.", "Donate now.", "Thanks!", "Hi"]
+    got = scorer.score(contexts, responses)
+
+    def alone(context, response):
+        text = scorer.tokenizer.apply_chat_template(context + [{"role": "assistant", "content": response}], tokenize=False)
+        ids = scorer.tokenizer(text, add_special_tokens=False).input_ids[-40:]
+        with torch.inference_mode():
+            return scorer.model(input_ids=torch.tensor([ids])).logits[0, 0].item()
+
+    want = [alone(c, r) for c, r in zip(contexts, responses)]
+    assert got == pytest.approx(want, abs=1e-4)
+    assert got[0] == pytest.approx(got[2], abs=1e-6) and len(set(round(x, 6) for x in want)) > 3
+
+
 def test_reward_split_and_empty_dp():
     train, val = split_pairs(systematic_pairs(10), 0.2, seed=0)
     assert len(train) == 8 and len(val) == 2 and not {id(p) for p in train} & {id(p) for p in val}

@@ -1,6 +1,6 @@
 """Generation backends and the model registry."""
 
-from .backend import GenerationBackend, Request, Sampling, TransformersBackend
+from .backend import BATCH_SIZE, MAX_ROWS, GenerationBackend, Request, Sampling, TransformersBackend
 from .registry import resolve_model
 
 BACKENDS = ("transformers", "vllm")
@@ -22,10 +22,12 @@ def check_backend(kind: str) -> None:
                           "(the Docker image has it), or use backend=transformers")
 
 
-def make_backends(specs: dict, kind: str = "transformers", *, batch_size: int = 16, threads: int | None = None) -> dict:
+def make_backends(specs: dict, kind: str = "transformers", *, batch_size: int = BATCH_SIZE, max_rows: int = MAX_ROWS,
+                  threads: int | None = None) -> dict:
     """One backend per named ModelSpec (``{"policy": spec, "simulator": spec}``); equal specs
     share one backend. ``kind``: ``transformers`` (any machine) or ``vllm`` (CUDA; imported
-    only here, so CPU installs never need it)."""
+    only here, so CPU installs never need it). ``batch_size`` / ``max_rows``: the running
+    batch's prompts per request and rows in all (``backend.BATCH_SIZE``: why 64)."""
     check_backend(kind)
     built: dict = {}
     out = {}
@@ -36,6 +38,6 @@ def make_backends(specs: dict, kind: str = "transformers", *, batch_size: int = 
 
                 built[spec] = VLLMBackend(spec)
             else:
-                built[spec] = TransformersBackend(spec, batch_size=batch_size, threads=threads)
+                built[spec] = TransformersBackend(spec, batch_size=batch_size, max_rows=max_rows, threads=threads)
         out[name] = built[spec]
     return out

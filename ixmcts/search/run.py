@@ -140,7 +140,7 @@ def run_search(params: SearchParams, output_dir: str | Path, progress: bool = Tr
         require_writable(params.checkpoint_dir, "checkpoint_dir")
     checkpoint = Path(params.checkpoint_dir or cache_dir("search", key, create=False)) / "checkpoint.json.gz"
     backends = make_backends({"policy": policy_spec, "simulator": simulator_spec}, params.backend,
-                             batch_size=params.batch_size, threads=params.threads or None)
+                             batch_size=params.batch_size, max_rows=0, threads=params.threads or None)
     policy, simulator = backends["policy"], backends["simulator"]
 
     total = len(conditions) * config.trajectories

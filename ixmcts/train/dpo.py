@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..errors import IxmctsError
 from ..options import setting
-from .common import TrainingSettings, log_history, step_callbacks, trainer_arguments
+from .common import TrainingSettings, keep_freed_memory, log_history, step_callbacks, trainer_arguments
 from .reward import as_preference_rows
 
 
@@ -39,6 +39,7 @@ def train_dpo(sft_spec, pairs: list[dict], config: DPOStageConfig, output_dir: s
     trainer = DPOTrainer(model=load_causal_lm(sft_spec), args=args, train_dataset=Dataset.from_list(as_preference_rows(pairs)),
                          processing_class=load_tokenizer(sft_spec), peft_config=config.lora.config("CAUSAL_LM"),
                          callbacks=step_callbacks(on_log))
+    keep_freed_memory()
     trainer.train()
     trainer.save_model(output_dir)
     return {k: log_history(trainer, k) for k in ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")}

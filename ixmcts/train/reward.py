@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..errors import IxmctsError
 from ..options import setting
-from .common import TrainingSettings, log_history, step_callbacks, trainer_arguments
+from .common import TrainingSettings, keep_freed_memory, log_history, step_callbacks, trainer_arguments
 
 
 @dataclass
@@ -54,25 +54,57 @@ def load_reward_model(base_spec, adapter: str | None = None):
 
 
 class RewardScorer:
-    """Scores (context, response) pairs with a trained reward model, in batches."""
+    """Scores (context, response) pairs with a trained reward model.
 
-    def __init__(self, base_spec, adapter: str, batch_size: int = 8, max_length: int = 1024):
+    Consecutive pairs with the same context (Best-of-N's candidates, D_t's samples, a pair's
+    chosen and rejected) share one forward pass over their common start: the context runs
+    once and each response extends its KV, so N candidates cost one context, not N (the
+    scores equal scoring each text in full, to float rounding; tests/test_reward.py). A text
+    over ``max_length`` tokens keeps its end: the response is what is scored."""
+
+    def __init__(self, base_spec, adapter: str | None, max_length: int = 1024):
         self.model, self.tokenizer = load_reward_model(base_spec, adapter)
-        self.tokenizer.padding_side = "right"
-        self.batch_size, self.max_length = batch_size, max_length
+        self.max_length = max_length
 
     def score(self, contexts: list[list[dict]], responses: list[str]) -> list[float]:
         import torch
 
-        texts = [self.tokenizer.apply_chat_template(c + [{"role": "assistant", "content": r}], tokenize=False)
-                 for c, r in zip(contexts, responses)]
-        out = []
-        for i in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(texts[i : i + self.batch_size], return_tensors="pt", padding=True, truncation=True,
-                                 max_length=self.max_length, add_special_tokens=False)
-            with torch.inference_mode():
-                out += self.model(**enc).logits[:, 0].tolist()
+        from ..llm.backend import common_length
+
+        ids = [self.tokenizer(self.tokenizer.apply_chat_template(c + [{"role": "assistant", "content": r}], tokenize=False),
+                              add_special_tokens=False).input_ids[-self.max_length:] for c, r in zip(contexts, responses)]
+        backbone, head = getattr(self.model, self.model.base_model_prefix), self.model.score
+        out: list[float] = []
+        with torch.inference_mode():
+            for group in _same_context_runs(contexts):
+                rows = [ids[i] for i in group]
+                start = min(min(common_length(rows[0], r) for r in rows), min(map(len, rows)) - 1)  # every row keeps a token of its own
+                cache = None
+                if start:
+                    cache = backbone(input_ids=torch.tensor([rows[0][:start]]), use_cache=True).cache
+                    cache.batch_repeat_interleave(len(rows))
+                lengths = torch.tensor([len(r) - start for r in rows])
+                width = int(lengths.max())
+                pad = self.tokenizer.pad_token_id or 0
+                tail = torch.tensor([r[start:] + [pad] * (width - len(r) + start) for r in rows])
+                mask = torch.cat([torch.ones(len(rows), start, dtype=torch.long),
+                                  (torch.arange(width)[None] < lengths[:, None]).long()], dim=1)
+                positions = torch.arange(start, start + width).expand(len(rows), -1)
+                hidden = backbone(input_ids=tail, attention_mask=mask, position_ids=positions, cache=cache,
+                                  use_cache=False).last_hidden_state
+                out += head(hidden[torch.arange(len(rows)), lengths - 1])[:, 0].float().tolist()
         return out
+
+
+def _same_context_runs(contexts: list) -> list[list[int]]:
+    """Indices of ``contexts`` in runs of consecutive equal contexts."""
+    runs: list[list[int]] = []
+    for i, c in enumerate(contexts):
+        if runs and contexts[runs[-1][0]] == c:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
 
 
 def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> dict:
@@ -80,8 +112,9 @@ def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> dict:
     on ``pairs``, with the accuracy's uncertainty (:func:`accuracy_interval`)."""
     if not pairs:
         return {"accuracy": float("nan"), "margin": float("nan"), **accuracy_interval(0, 0)}
-    chosen = scorer.score([p["context"] for p in pairs], [p["chosen"] for p in pairs])
-    rejected = scorer.score([p["context"] for p in pairs], [p["rejected"] for p in pairs])
+    # each pair's chosen and rejected side by side: they share the context's forward pass
+    scores = scorer.score([p["context"] for p in pairs for _ in (0, 1)], [r for p in pairs for r in (p["chosen"], p["rejected"])])
+    chosen, rejected = scores[0::2], scores[1::2]
     gaps = [c - r for c, r in zip(chosen, rejected)]
     correct = sum(g > 0 for g in gaps)
     return {"accuracy": correct / len(gaps), "margin": sum(gaps) / len(gaps), **accuracy_interval(correct, len(gaps))}
@@ -108,6 +141,7 @@ def train_reward(base_spec, pairs: list[dict], config: RewardStageConfig, output
     args = RewardConfig(**trainer_arguments(output_dir, config))
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(as_preference_rows(train)),
                             processing_class=tok, peft_config=config.lora.config("SEQ_CLS"), callbacks=step_callbacks(on_log))
+    keep_freed_memory()
     trainer.train()
     trainer.save_model(output_dir)
     scorer = RewardScorer(base_spec, output_dir, max_length=config.max_length)

@@ -16,7 +16,7 @@ from ..errors import IxmctsError
 from ..scenarios import LANGUAGES
 from ..scenarios.base import Scenario
 from ..options import setting
-from .common import TrainingSettings, log_history, step_callbacks, trainer_arguments
+from .common import TrainingSettings, keep_freed_memory, log_history, step_callbacks, trainer_arguments
 
 ROLES = ("policy", "simulator")
 
@@ -103,6 +103,7 @@ def train_sft(base_spec, examples: list[dict], config: SFTStageConfig, output_di
     trainer = SFTTrainer(model=load_causal_lm(base_spec), args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, peft_config=config.lora.config("CAUSAL_LM"),
                          callbacks=step_callbacks(on_log))
+    keep_freed_memory()
     trainer.train()
     trainer.save_model(output_dir)
     return {"loss": log_history(trainer, "loss"), "mean_token_accuracy": log_history(trainer, "mean_token_accuracy")}
