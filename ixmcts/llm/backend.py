@@ -330,14 +330,12 @@ class TransformersBackend:
         cache = RoomyCache(self.model.config.num_hidden_layers, room=past + width + room)
         if past:
             template = next(r.parts[0][1] for r in reuse if r.parts)
-            for layer, (k0, v0) in enumerate(template):
-                k = k0.new_zeros((rows, k0.shape[0], past, k0.shape[2]))
-                v = v0.new_zeros((rows, v0.shape[0], past, v0.shape[2]))
+            for layer, (k0, _) in enumerate(template):
+                k, v = cache.layers[layer].reserve(k0, rows, past)
                 for i, r in enumerate(reuse):
                     for start, kv in r.parts or ():
                         at, (ks, vs) = past - r.length + start, kv[layer]
                         k[i, :, at : at + ks.shape[1]], v[i, :, at : at + vs.shape[1]] = ks, vs
-                cache.layers[layer].update(k, v)
         mask = mask.to(self.device)
         out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask, position_ids=positions.to(self.device),
                          cache=cache, use_cache=True, logits_to_keep=1)

@@ -31,6 +31,17 @@ class RoomyLayer(DynamicLayer):
         self.length = end
         return self._views()
 
+    def reserve(self, like, rows: int, length: int):
+        """Buffers for ``rows`` rows shaped like ``like`` (heads, positions, dim) with this
+        layer's room, whose first ``length`` positions (zeroed) the caller fills in place: a
+        reused prefix is copied once, into the cache itself. Returns their views."""
+        shape = (rows, like.shape[0], max(self.room, length), like.shape[2])
+        self.buffers = (like.new_empty(shape), like.new_empty(shape))
+        for b in self.buffers:
+            b[:, :, :length].zero_()  # pads between rows' prefixes are masked, but must be finite
+        self.device, self.is_initialized, self.length = like.device, True, length
+        return self._views()
+
     @staticmethod
     def _allocate(like, length):
         shape = (like.shape[0], like.shape[1], length, like.shape[3])
