@@ -46,8 +46,9 @@ def keep_freed_memory(keep: bool = True) -> None:
     """Keep memory that training frees in the process heap for its next step (glibc only; a
     no-op elsewhere). By default glibc maps every allocation over 32 MB (the logits of a batch,
     their gradients) fresh from the kernel and returns it when freed, so each step pays to
-    fault in and zero the same gigabytes again: 9% of a CPU SFT step on SmolLM2
-    (bench/train_throughput.py). Numerics are untouched: only where the bytes come from.
+    fault in and zero the same gigabytes again (bench/train_throughput.py measures it). The
+    setting stays for the rest of the process. Numerics are untouched: only where the bytes
+    come from.
     ``keep=False`` restores glibc's default limits (the bench's "before")."""
     import ctypes
     import ctypes.util

@@ -59,7 +59,7 @@ class RewardScorer:
     Consecutive pairs with the same context (Best-of-N's candidates, D_t's samples, a pair's
     chosen and rejected) share one forward pass over their common start: the context runs
     once and each response extends its KV, so N candidates cost one context, not N (the
-    scores equal scoring each text in full, to float rounding; tests/test_reward.py). A text
+    scores equal scoring each text in full, to float rounding; tests/test_train.py). A text
     over ``max_length`` tokens keeps its end: the response is what is scored."""
 
     def __init__(self, base_spec, adapter: str | None, max_length: int = 1024):
