@@ -215,6 +215,40 @@ def test_one_seed_per_prompt_samples_each_as_its_own_call(tiny_model):
     assert together[0] == together[2] and together[0] != together[1]
 
 
+def test_grouped_prefill_attention_gives_transformers_sdpa_logits(tiny_model):
+    """On CPU the backend's prefill attends with torch's grouped-query sdpa instead of copying
+    each key/value head per query head (transformers' sdpa with a mask): speed never changes
+    results, so the logits and the KV written, left pads and a reused prefix included, and the
+    samples must equal those of transformers' own sdpa bit for bit."""
+    from ixmcts.llm.attention import GROUPED_SDPA
+
+    backend = TransformersBackend(tiny_model, batch_size=4, threads=1, prefix_cache_mb=64)
+    assert backend.model.config._attn_implementation == GROUPED_SDPA
+    assert backend.model.config.num_attention_heads > backend.model.config.num_key_value_heads  # grouped heads
+    first = [[{"role": "user", "content": "Hi."}], CHAT]
+    later = [LONGER, CHAT + [{"role": "assistant", "content": "Hello, nice to meet you and talk."}]]
+
+    def prefill(implementation):
+        backend.model.set_attn_implementation(implementation)
+        backend.prefix_cache = type(backend.prefix_cache)(64 * 2**20)
+        ids = [[backend.tokenizer(backend.render(p), add_special_tokens=False).input_ids for p in prompts]
+               for prompts in (first, later)]
+        with torch.inference_mode():
+            backend._prefill(ids[0])
+            cache, logits, _ = backend._prefill(ids[1])  # extends the first call's cached prompts
+        assert backend.prefix_cache.hits >= 2  # the second prefill ran over a reused prefix
+        return logits, [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
+
+    logits, kv = prefill(GROUPED_SDPA)
+    logits_sdpa, kv_sdpa = prefill("sdpa")
+    assert torch.equal(logits, logits_sdpa)
+    assert all(torch.equal(a, b) for (ka, va), (kb, vb) in zip(kv, kv_sdpa) for a, b in ((ka, kb), (va, vb)))
+    sampling = Sampling(max_new_tokens=8)
+    with_sdpa = backend.generate(later, 2, sampling, seed=3)
+    backend.model.set_attn_implementation(GROUPED_SDPA)
+    assert backend.generate(later, 2, sampling, seed=3) == with_sdpa
+
+
 def test_prefill_counts_the_positions_it_computes_pads_included(tiny_model):
     """The search bench reports the prefill's padding cost: prompts of unequal length prefilled
     in one left-padded batch compute rows x the longest prompt's positions (no prefix cache)."""

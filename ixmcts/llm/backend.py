@@ -255,6 +255,10 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         self.model = load_causal_lm(spec, dtype=dtype, device=self.device)
+        if self.device == "cpu":  # CUDA's fast kernels take no mask with grouped heads: keep transformers' sdpa there
+            from .attention import use_grouped_sdpa
+
+            use_grouped_sdpa(self.model)
         self.batch_size, self.max_rows = batch_size, max_rows
         self.spec = spec
         self.stats = GenerationStats()
