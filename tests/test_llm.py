@@ -118,6 +118,63 @@ def test_a_running_batch_refilled_as_rows_finish_samples_what_one_prompt_at_a_ti
     assert [len(s) for s in together[0]] == [2, 2, 2] and [len(s) for s in together[1]] == [1, 1, 1]
 
 
+def test_finished_rows_leave_by_moving_only_the_rows_past_the_new_end():
+    """A running batch drops finished rows without copying every kept row into new buffers:
+    kept rows past the new end fill the dropped places, and the returned order says which row
+    each position now holds. Each kept row's keys and values are its own, whole, and the
+    cache keeps growing in place after it."""
+    from ixmcts.llm.kv_cache import RoomyCache
+
+    rows, heads, length, dim = 6, 2, 5, 3
+    keys = torch.arange(rows, dtype=torch.float32)[:, None, None, None].expand(rows, heads, length, dim) * 10
+    keys = keys + torch.arange(length, dtype=torch.float32)[None, None, :, None]  # row r, position t: 10r + t
+    cache = RoomyCache(2, room=8)
+    for layer in cache.layers:
+        layer.update(keys.clone(), -keys.clone())
+    order = cache.keep_rows([0, 2, 4, 5])  # rows 1 and 3 finished
+    assert order == [0, 4, 2, 5]  # rows 4 and 5 fill the places of rows 1 and 3; rows 0 and 2 stay
+    for layer in cache.layers:
+        assert torch.equal(layer.keys, keys[order]) and torch.equal(layer.values, -keys[order])
+    assert cache.keep_rows([1, 2, 3]) == [3, 1, 2]  # the first row (0) leaves: the last (5) fills its place
+    grown = torch.full((3, heads, 1, dim), 99.0)
+    for layer in cache.layers:
+        k, _ = layer.update(grown, grown)
+        assert k.shape == (3, heads, length + 1, dim) and torch.equal(k[:, :, :length], keys[[5, 4, 2]])
+        assert (k[:, :, length] == 99).all()
+    assert cache.keep_rows([0, 1, 2]) == [0, 1, 2]  # nobody left: nothing moves
+
+
+def test_keeping_freed_memory_lets_a_freed_block_be_used_again_without_faulting_it_in(tiny_model, monkeypatch):
+    """The generation backend (on CPU) and the trainers keep what the process frees in its heap:
+    a large block freed and allocated again is not faulted in from the kernel a second time
+    (glibc's default unmaps it, and the next one faults in every page again)."""
+    import resource
+
+    import ixmcts.memory
+    from ixmcts.memory import keep_freed_memory
+
+    def faults_per_block(rounds=10):  # page faults of each 64 MB block written, then freed
+        faults = []
+        for _ in range(rounds):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            torch.ones(16 * 2**20)
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        return faults[-3:]  # once the heap has settled
+
+    pages = 64 * 2**20 // resource.getpagesize()
+    try:
+        keep_freed_memory(keep=False)
+        assert all(f > pages // 2 for f in faults_per_block())
+        keep_freed_memory()
+        assert all(f < pages // 10 for f in faults_per_block())
+    finally:
+        keep_freed_memory()
+    calls = []
+    monkeypatch.setattr(ixmcts.memory, "keep_freed_memory", lambda keep=True: calls.append(keep))
+    TransformersBackend(tiny_model, threads=1, device="cpu")
+    assert calls == [True]
+
+
 def test_a_search_whose_roles_share_one_batch_builds_the_same_trees(tiny_model):
     """The engine sends both roles' calls of a step as one running batch when they share a
     backend; the trees are those of roles with backends of their own (one call per role)."""

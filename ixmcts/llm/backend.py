@@ -256,9 +256,11 @@ class TransformersBackend:
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         self.model = load_causal_lm(spec, dtype=dtype, device=self.device)
         if self.device == "cpu":  # CUDA's fast kernels take no mask with grouped heads: keep transformers' sdpa there
+            from ..memory import keep_freed_memory
             from .attention import use_grouped_sdpa
 
             use_grouped_sdpa(self.model)
+            keep_freed_memory()  # KV buffers and logits come and go at every step: reuse them, unfaulted
         self.batch_size, self.max_rows = batch_size, max_rows
         self.spec = spec
         self.stats = GenerationStats()
@@ -388,10 +390,10 @@ class TransformersBackend:
                     batch = None
                     self.stats.decode_sec += time.perf_counter() - start
                     continue
-                if len(keep) < len(batch.rows):  # finished rows leave the batch
-                    index = torch.tensor(keep, device=self.device)
-                    batch.cache.batch_select_indices(index)
-                    batch.rows = [batch.rows[p] for p in keep]
+                if len(keep) < len(batch.rows):  # finished rows leave the batch (rows' order is free)
+                    order = batch.cache.keep_rows(keep)
+                    index = torch.tensor(order, device=self.device)
+                    batch.rows = [batch.rows[p] for p in order]
                     picked, batch.mask, batch.counts = picked[index], batch.mask[index], batch.counts[index]
                 batch.counts.scatter_add_(1, picked[:, None], torch.ones_like(batch.counts[:, :1]))
                 next_pos = batch.mask.sum(-1, keepdim=True)

@@ -61,10 +61,36 @@ class RoomyLayer(DynamicLayer):
             self.buffers = tuple(b[indices] for b in self.buffers)
             self._views()
 
+    def keep_rows(self, holes: torch.Tensor, movers: torch.Tensor, rows: int) -> None:
+        """Rows ``movers`` copied into rows ``holes`` in place, then only the first ``rows`` kept."""
+        if self.is_initialized:
+            for b in self.buffers:
+                if len(holes):
+                    b[holes] = b[movers]
+            self.buffers = tuple(b[:rows] for b in self.buffers)
+            self._views()
+
 
 class RoomyCache(DynamicCache):
     """``num_layers`` roomy layers, each with room for ``room`` positions before it grows."""
 
     def __init__(self, num_layers: int, room: int):
         Cache.__init__(self, layers=[RoomyLayer(room) for _ in range(num_layers)])
+
+    def keep_rows(self, keep: list[int]) -> list[int]:
+        """Drop every row not in ``keep`` (ascending), moving as few rows as possible: each kept
+        row past the new end fills the place of a dropped one before it, instead of every kept
+        row being copied into new buffers (``batch_select_indices``). Returns the rows' new
+        order: position p now holds the row that was at ``order[p]``."""
+        rows, kept = len(keep), set(keep)
+        holes = [p for p in range(rows) if p not in kept]
+        movers = [p for p in keep if p >= rows]
+        order = list(range(rows))
+        for hole, mover in zip(holes, movers):
+            order[hole] = mover
+        device = self.layers[0].buffers[0].device if self.layers[0].is_initialized else None
+        holes_t, movers_t = torch.tensor(holes, device=device), torch.tensor(movers, device=device)
+        for layer in self.layers:
+            layer.keep_rows(holes_t, movers_t, rows)
+        return order
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import IxmctsError
+from ..memory import keep_freed_memory  # noqa: F401  (the trainers call it)
 from ..options import setting
 
 
@@ -40,30 +41,6 @@ class TrainingSettings:
     max_length: int = setting(4096, "maximum tokens per example (an SFT prompt loses its oldest turns first, never its system message)")
     seed: int = setting(0, "random seed")
     lora: LoraSettings = field(default_factory=LoraSettings)
-
-
-def keep_freed_memory(keep: bool = True) -> None:
-    """Keep memory that training frees in the process heap for its next step (glibc only; a
-    no-op elsewhere). By default glibc maps every allocation over 32 MB (the logits of a batch,
-    their gradients) fresh from the kernel and returns it when freed, so each step pays to
-    fault in and zero the same gigabytes again (bench/train_throughput.py measures it). The
-    setting stays for the rest of the process. Numerics are untouched: only where the bytes
-    come from.
-    ``keep=False`` restores glibc's default limits (the bench's "before")."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        return
-    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-    # kept: large blocks come from the heap, so freed ones are reused, not unmapped, and the
-    # heap's free top is not handed back after every step
-    mallopt(M_MMAP_MAX, 0 if keep else 65536)
-    mallopt(M_TRIM_THRESHOLD, 2**31 - 1 if keep else 128 * 1024)
 
 
 def trainer_arguments(output_dir: str, config: TrainingSettings) -> dict:
