@@ -346,11 +346,10 @@ class TransformersBackend:
         out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask, position_ids=positions.to(self.device),
                          cache=cache, use_cache=True, logits_to_keep=1)
         cache = out.cache  # (transformers 5 names the KV cache `cache`)
-        if self.prefix_cache is not None:  # each prompt's new positions, on top of the entry it reused
-            for i, (ids, r) in enumerate(zip(prompts, reuse)):
-                added = mask[i].nonzero().squeeze(-1)[r.length:]
-                self.prefix_cache.store(ids, [(k[i].index_select(1, added), v[i].index_select(1, added))
-                                              for k, v, *_ in cache], base=r.key, base_length=r.length)
+        if self.prefix_cache is not None:  # each prompt's new positions (the row's last ones), on top of the entry it reused
+            for i, (ids, r, x) in enumerate(zip(prompts, reuse, new)):
+                self.prefix_cache.store(ids, [(_copy(k[i, :, -len(x):]), _copy(v[i, :, -len(x):])) for k, v, *_ in cache],
+                                        base=r.key, base_length=r.length)
         return cache, out.logits[:, -1, :].float(), mask
 
     def _decode(self, jobs: list["_Job"], capacity: int) -> list[list[list[int]]]:
@@ -411,12 +410,11 @@ class TransformersBackend:
         """Keep a finished row's KV (its prompt and the sampled tokens run through the model)
         in the prefix cache, on top of its prompt's entry: the next turn's prompt carries this
         completion (a conversation's reply is its next prompt's history)."""
-        real = batch.mask[pos].nonzero().squeeze(-1)
-        fed = tokens[: real.numel() - len(prompt)]  # a row cut at max_new_tokens never ran its last token
+        fed = tokens[: int(batch.mask[pos].sum()) - len(prompt)]  # a row cut at max_new_tokens never ran its last token
         if not fed:
             return
-        added = real[len(prompt):]
-        self.prefix_cache.store(prompt + fed, [(layer.keys[pos].index_select(1, added), layer.values[pos].index_select(1, added))
+        # the sampled tokens are the row's last positions: every decoding step appends one to every row
+        self.prefix_cache.store(prompt + fed, [(_copy(layer.keys[pos, :, -len(fed):]), _copy(layer.values[pos, :, -len(fed):]))
                                               for layer in batch.cache.layers], base=tuple(prompt), base_length=len(prompt))
 
     def _share_prefixes(self, prompts: list[list[int]], least: int = 48) -> None:
@@ -554,6 +552,14 @@ class _Batch:
     logits: object
     counts: object
     rows: list[_Row]
+
+
+def _copy(kv):
+    """A compact copy of a slice of the batch's KV buffers (a prefix cache entry must not hold
+    the whole buffer)."""
+    import torch
+
+    return kv.clone(memory_format=torch.contiguous_format)
 
 
 def common_length(a: list[int], b: list[int]) -> int:
