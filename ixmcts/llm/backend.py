@@ -235,7 +235,9 @@ class TransformersBackend:
     Each prompt is prefilled once, from its longest cached prefix, and its KV cache repeated for
     its ``n`` samples (``generate(num_return_sequences=n)`` would prefill it ``n`` times); every
     completion samples from its own generator seeded by :func:`request_seed`, so results do not
-    depend on how requests are batched."""
+    depend on how requests are batched. On CPU, building one sets glibc to keep the memory the
+    process frees for its next use (:func:`ixmcts.memory.keep_freed_memory`, for the whole
+    process: freed memory is reused, not handed back to the system)."""
 
     def __init__(self, model, *, batch_size: int = BATCH_SIZE, max_rows: int = MAX_ROWS, threads: int | None = None,
                  device: str | None = None, prefix_cache_mb: int = 2048):
@@ -348,7 +350,8 @@ class TransformersBackend:
         cache = out.cache  # (transformers 5 names the KV cache `cache`)
         if self.prefix_cache is not None:  # each prompt's new positions (the row's last ones), on top of the entry it reused
             for i, (ids, r, x) in enumerate(zip(prompts, reuse, new)):
-                self.prefix_cache.store(ids, [(_copy(k[i, :, -len(x):]), _copy(v[i, :, -len(x):])) for k, v, *_ in cache],
+                start = cache.layers[0].keys.shape[2] - len(x)
+                self.prefix_cache.store(ids, [(_copy(k[i, :, start:]), _copy(v[i, :, start:])) for k, v, *_ in cache],
                                         base=r.key, base_length=r.length)
         return cache, out.logits[:, -1, :].float(), mask
 
@@ -414,7 +417,8 @@ class TransformersBackend:
         if not fed:
             return
         # the sampled tokens are the row's last positions: every decoding step appends one to every row
-        self.prefix_cache.store(prompt + fed, [(_copy(layer.keys[pos, :, -len(fed):]), _copy(layer.values[pos, :, -len(fed):]))
+        start = batch.mask.shape[1] - len(fed)
+        self.prefix_cache.store(prompt + fed, [(_copy(layer.keys[pos, :, start:]), _copy(layer.values[pos, :, start:]))
                                               for layer in batch.cache.layers], base=tuple(prompt), base_length=len(prompt))
 
     def _share_prefixes(self, prompts: list[list[int]], least: int = 48) -> None:

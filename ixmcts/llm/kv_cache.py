@@ -62,11 +62,12 @@ class RoomyLayer(DynamicLayer):
             self._views()
 
     def keep_rows(self, holes: torch.Tensor, movers: torch.Tensor, rows: int) -> None:
-        """Rows ``movers`` copied into rows ``holes`` in place, then only the first ``rows`` kept."""
+        """Rows ``movers`` copied into rows ``holes`` in place (their filled positions), then only
+        the first ``rows`` kept (a view: the buffers keep their size until the batch ends)."""
         if self.is_initialized:
             for b in self.buffers:
                 if len(holes):
-                    b[holes] = b[movers]
+                    b[holes, :, : self.length] = b[movers, :, : self.length]
             self.buffers = tuple(b[:rows] for b in self.buffers)
             self._views()
 
