@@ -83,11 +83,10 @@ def tokens(tok, prompt, completion) -> int:
 
 
 def run(stage, variant, spec, examples, pairs, args) -> float:
-    import ixmcts.train.common as common
+    from ixmcts.memory import keep_freed_memory as keep
 
     walls, restore = timed_training(variant)
-    common.keep_freed_memory(keep=False)  # (a) keeps glibc's defaults; (b)'s trainer sets its own
-    keep = common.keep_freed_memory
+    keep(keep=False)  # (a) keeps glibc's defaults; (b)'s trainer sets its own
     if variant is not None:
         for module in (sft_module, dpo_module):
             module.keep_freed_memory = lambda: None

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import IxmctsError
-from ..memory import keep_freed_memory  # noqa: F401  (the trainers call it)
 from ..options import setting
 
 

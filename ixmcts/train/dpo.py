@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from ..errors import IxmctsError
 from ..options import setting
-from .common import TrainingSettings, keep_freed_memory, log_history, step_callbacks, trainer_arguments
+from ..memory import keep_freed_memory
+from .common import TrainingSettings, log_history, step_callbacks, trainer_arguments
 from .reward import as_preference_rows
 
 

@@ -16,7 +16,8 @@ from ..errors import IxmctsError
 from ..scenarios import LANGUAGES
 from ..scenarios.base import Scenario
 from ..options import setting
-from .common import TrainingSettings, keep_freed_memory, log_history, step_callbacks, trainer_arguments
+from ..memory import keep_freed_memory
+from .common import TrainingSettings, log_history, step_callbacks, trainer_arguments
 
 ROLES = ("policy", "simulator")
 
