@@ -145,36 +145,31 @@ def test_finished_rows_leave_by_moving_only_the_rows_past_the_new_end():
     assert cache.keep_rows([0, 1, 2]) == [0, 1, 2]  # nobody left: nothing moves
 
 
-def test_every_cached_entry_holds_its_own_tokens_kv_after_rows_moved(tiny_model):
+def test_every_cached_entry_holds_its_own_tokens_kv_after_rows_moved(tiny_model, monkeypatch):
     """What the prefix cache keeps of each prompt and each finished completion is the KV of
     exactly those tokens, also for rows that moved when others left the batch or joined it
     (the next turn reuses it): each entry, assembled from its pieces, equals a fresh forward
     pass over its token ids (to float rounding: a decoding step computes a position alone)."""
     from ixmcts.llm.backend import Request
+    from ixmcts.llm.kv_cache import RoomyCache
 
     short, long = Sampling(temperature=0.3, max_new_tokens=3), Sampling(max_new_tokens=9)
     other = [{"role": "system", "content": "You are someone else entirely."}, {"role": "user", "content": "Why?"}]
     requests = [Request([LONGER, CHAT, other], 2, long, seed=7), Request([CHAT, other, LONGER], 1, short, seed=8)]
     backend = TransformersBackend(tiny_model, batch_size=2, threads=1)  # rows leave and newcomers join
-    moved = []
-    from ixmcts.llm.kv_cache import RoomyCache
-
-    keep_rows = RoomyCache.keep_rows
+    moved, keep_rows = [], RoomyCache.keep_rows
 
     def watched(cache, keep):
         order = keep_rows(cache, keep)
         moved.append(order != list(range(len(order))))
         return order
 
-    RoomyCache.keep_rows = watched
-    try:
-        backend.generate_many(requests)
-    finally:
-        RoomyCache.keep_rows = keep_rows
+    monkeypatch.setattr(RoomyCache, "keep_rows", watched)
+    backend.generate_many(requests)
     assert any(moved)  # some rows did move
-    replies = [ids for ids in backend.prefix_cache.entries
-               if not any(ids == tuple(backend.tokenizer(backend.render(p), add_special_tokens=False).input_ids)
-                          for r in requests for p in r.prompts)]
+    prompts = {tuple(backend.tokenizer(backend.render(p), add_special_tokens=False).input_ids)
+               for r in requests for p in r.prompts}
+    replies = [ids for ids in backend.prefix_cache.entries if ids not in prompts]
     assert len(replies) >= 6  # the finished completions, on top of their prompts
     for ids in list(backend.prefix_cache.entries):
         found = backend.prefix_cache.longest(list(ids) + [-1], count=True)

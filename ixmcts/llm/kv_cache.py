@@ -65,8 +65,8 @@ class RoomyLayer(DynamicLayer):
         """Rows ``movers`` copied into rows ``holes`` in place (their filled positions), then only
         the first ``rows`` kept (a view: the buffers keep their size until the batch ends)."""
         if self.is_initialized:
-            for b in self.buffers:
-                if len(holes):
+            if len(holes):
+                for b in self.buffers:
                     b[holes, :, : self.length] = b[movers, :, : self.length]
             self.buffers = tuple(b[:rows] for b in self.buffers)
             self._views()
@@ -89,7 +89,7 @@ class RoomyCache(DynamicCache):
         order = list(range(rows))
         for hole, mover in zip(holes, movers):
             order[hole] = mover
-        device = self.layers[0].buffers[0].device if self.layers[0].is_initialized else None
+        device = self.layers[0].device if self.layers[0].is_initialized else None
         holes_t, movers_t = torch.tensor(holes, device=device), torch.tensor(movers, device=device)
         for layer in self.layers:
             layer.keep_rows(holes_t, movers_t, rows)
